@@ -94,7 +94,7 @@ class QualitySettings(_Strict):
 
 
 class DriftThresholds(_Strict):
-    label_js: float = Field(default=0.1, ge=0.0)
+    label_js: float = Field(default=0.15, ge=0.0)
     label_psi: float = Field(default=0.25, ge=0.0)
     length_ks: float = Field(default=0.2, ge=0.0, le=1.0)
     oov_rate: float = Field(default=0.08, ge=0.0, le=1.0)
@@ -142,6 +142,12 @@ class TrainingSettings(_Strict):
     seed: int = 13
     lora: LoraSettings = LoraSettings()
     base: BaseModelSettings = BaseModelSettings()
+
+    @model_validator(mode="after")
+    def _holdout_inside_window(self) -> "TrainingSettings":
+        if self.holdout_days >= self.window_days:
+            raise ValueError(f"holdout_days {self.holdout_days} >= window_days {self.window_days}")
+        return self
 
 
 class AbsoluteGate(_Strict):

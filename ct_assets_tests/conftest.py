@@ -1,0 +1,20 @@
+"""Suite-wide isolation: every test run writes only under a temporary CT_HOME.
+
+Set before any ct_assets module is imported, so ``ct_assets.definitions`` (which
+builds its Definitions at import, as a code location must) never touches the repo.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+_SESSION_HOME = tempfile.mkdtemp(prefix="ct_home_tests_")
+os.environ.setdefault("CT_HOME", _SESSION_HOME)
+os.environ["DAGSTER_HOME"] = os.path.join(os.environ["CT_HOME"], "dagster")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
