@@ -1,0 +1,310 @@
+"""The data half: raw_window -> validated_window (+ quarantined_rows) -> drift_report.
+
+Thin wrappers: each unpacks the partition range, calls the pure code in
+``ct_assets.data`` once per day, and returns ``{partition_key: frame}`` plus metadata.
+Looping per day inside one run is what makes a single-run backfill give exactly the
+result of day-by-day runs.
+"""
+
+
+from collections.abc import Mapping
+
+import polars as pl
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetOut,
+    BackfillPolicy,
+    MetadataValue,
+    Output,
+    asset,
+    multi_asset,
+)
+
+from ct_assets import markdown
+from ct_assets.data.contract import RAW_SCHEMA
+from ct_assets.data.drift import compute_drift
+from ct_assets.data.expectations import validate_clean
+from ct_assets.data.pit import labels_as_of, reference_days
+from ct_assets.data.quality import split_rows
+from ct_assets.partitions import day_of
+from ct_assets.resources.champion import ChampionInfo
+from ct_assets.resources.lake import Lake
+from ct_assets.resources.sources import RowSource
+from ct_assets.resources.state import StateDirs
+from ct_assets.settings import Settings
+
+GROUP = "data"
+PREVIEW_COLUMNS = ("event_id", "event_ts", "label", "label_ts", "text")
+
+
+def _per_day_table(rows: list[dict]) -> MetadataValue:
+    return MetadataValue.md(markdown.table(rows))
+
+
+def build_data_assets(settings: Settings, partitions_def, automation=None) -> list:
+    """Asset definitions for the data half, closed over the loaded settings."""
+    labels = list(settings.labels)
+    quality = settings.quality
+    auto = automation or {}
+
+    @asset(
+        partitions_def=partitions_def,
+        group_name=GROUP,
+        io_manager_key="lake_io",
+        backfill_policy=BackfillPolicy.single_run(),
+        check_specs=[
+            AssetCheckSpec("raw_schema", asset="raw_window", description="the landing row contract holds"),
+            AssetCheckSpec("raw_has_rows", asset="raw_window", description="the day has data (warn)"),
+        ],
+        automation_condition=auto.get("raw_window"),
+        freshness_policy=auto.get("raw_window_freshness"),
+    )
+    def raw_window(context: AssetExecutionContext, source: RowSource):
+        """The day's rows from the source, coerced to the landing row contract."""
+        frames, per_day, empty_days, files = {}, [], [], 0
+        for key in context.partition_keys:
+            day = source.fetch_day(day_of(key))
+            frame = day.frame
+            frames[key] = frame
+            files += len(day.files)
+            known = labels_as_of(frame, day_of(key)) if frame.height else frame
+            labelled = known.filter(pl.col("label").is_not_null()).height
+            per_day.append({
+                "partition": key,
+                "rows": frame.height,
+                "files": len(day.files),
+                "bytes": day.bytes_read,
+                "labelled_share": round(labelled / frame.height, 3) if frame.height else 0.0,
+            })
+            if frame.height == 0:
+                empty_days.append(key)
+            context.log.info(f"raw_window[{key}]: {frame.height} rows from {len(day.files)} file(s) via {source.describe()}")
+        all_rows = pl.concat(list(frames.values()), how="diagonal_relaxed")
+        label_counts = labels_as_of(all_rows, day_of(context.partition_keys[-1]))["label"].drop_nulls().value_counts()
+        yield Output(
+            frames,
+            metadata={
+                "row_count": all_rows.height,
+                "labelled_share": (
+                    round(sum(d["labelled_share"] * d["rows"] for d in per_day) / all_rows.height, 3)
+                    if all_rows.height else 0.0
+                ),
+                "label_counts": MetadataValue.json({r["label"]: r["count"] for r in label_counts.to_dicts()}),
+                "bytes": sum(d["bytes"] for d in per_day),
+                "files": files,
+                "per_day": _per_day_table(per_day),
+                "preview": MetadataValue.md(markdown.frame_preview(all_rows, 5, PREVIEW_COLUMNS)),
+            },
+        )
+        schema_problems = [
+            f"{name}: {all_rows.schema.get(name)} (expected {dtype})"
+            for name, dtype in RAW_SCHEMA.items()
+            if all_rows.schema.get(name) != dtype
+        ]
+        yield AssetCheckResult(
+            check_name="raw_schema",
+            passed=not schema_problems,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={"problems": MetadataValue.json(schema_problems)},
+        )
+        yield AssetCheckResult(
+            check_name="raw_has_rows",
+            passed=not empty_days,
+            severity=AssetCheckSeverity.WARN,
+            metadata={"empty_partitions": MetadataValue.json(empty_days)},
+        )
+
+    @multi_asset(
+        partitions_def=partitions_def,
+        group_name=GROUP,
+        backfill_policy=BackfillPolicy.single_run(),
+        outs={
+            "validated_window": AssetOut(
+                io_manager_key="lake_io",
+                description="Clean, preprocessed rows of the day.",
+                automation_condition=auto.get("validated_window"),
+            ),
+            "quarantined_rows": AssetOut(
+                io_manager_key="lake_io",
+                description="Rejected rows of the day, original content plus a reason code.",
+                automation_condition=auto.get("validated_window"),
+            ),
+        },
+        check_specs=[
+            AssetCheckSpec(
+                "rejected_fraction_within_limit",
+                asset="validated_window",
+                blocking=True,
+                description=f"quarantined share <= max_bad_fraction ({quality.max_bad_fraction})",
+            ),
+            AssetCheckSpec(
+                "great_expectations_suite", asset="validated_window", blocking=True,
+                description="the Great Expectations suite passes on the clean rows",
+            ),
+        ],
+    )
+    def validated_window(context: AssetExecutionContext, raw_window: Mapping[str, pl.DataFrame], state: StateDirs):
+        """Clean rows and quarantined rows of the day."""
+        clean, quarantine, per_day, gx_results = {}, {}, [], []
+        reasons: dict[str, int] = {}
+        for key in context.partition_keys:
+            result = split_rows(
+                raw_window[key],
+                day=day_of(key),
+                labels=labels,
+                max_text_chars=quality.max_text_chars,
+                reject_text_chars=quality.reject_text_chars,
+                mask_emails=quality.mask_emails,
+                mask_phones=quality.mask_phones,
+            )
+            clean[key], quarantine[key] = result.clean, result.quarantine
+            for reason, n in result.reason_counts.items():
+                reasons[reason] = reasons.get(reason, 0) + n
+            gx = validate_clean(
+                result.clean,
+                labels=labels,
+                max_text_chars=quality.max_text_chars,
+                docs_dir=state.data_docs_dir(),
+                run_name=f"validated_window-{key}",
+            )
+            gx_results.append((key, gx))
+            per_day.append({
+                "partition": key,
+                "read": result.rows_read,
+                "clean": result.clean.height,
+                "quarantined": result.quarantine.height,
+                "rejected_fraction": round(result.rejected_fraction, 4),
+                "gx": f"{gx.successful}/{gx.evaluated}",
+            })
+        read = sum(d["read"] for d in per_day)
+        n_clean = sum(d["clean"] for d in per_day)
+        n_bad = sum(d["quarantined"] for d in per_day)
+        worst = max(per_day, key=lambda d: d["rejected_fraction"])
+        docs_index = gx_results[-1][1].docs_index
+        yield Output(
+            clean,
+            output_name="validated_window",
+            metadata={
+                "rows_read": read,
+                "rows_clean": n_clean,
+                "rows_quarantined": n_bad,
+                "rejected_fraction": round(n_bad / read, 4) if read else 0.0,
+                "per_day": _per_day_table(per_day),
+                "great_expectations": MetadataValue.json([
+                    {"partition": k, "success": g.success, "results": g.results} for k, g in gx_results
+                ]),
+                "data_docs": MetadataValue.path(str(docs_index)) if docs_index else MetadataValue.text("not built"),
+                "preview": MetadataValue.md(markdown.frame_preview(pl.concat(list(clean.values()), how="diagonal_relaxed"), 5, PREVIEW_COLUMNS)),
+            },
+        )
+        yield Output(
+            quarantine,
+            output_name="quarantined_rows",
+            metadata={
+                "rows_quarantined": n_bad,
+                "reason_counts": MetadataValue.md(markdown.counts(reasons, "reason")),
+            },
+        )
+        yield AssetCheckResult(
+            check_name="rejected_fraction_within_limit",
+            asset_key="validated_window",
+            passed=worst["rejected_fraction"] <= quality.max_bad_fraction,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={
+                "worst_partition": worst["partition"],
+                "worst_rejected_fraction": worst["rejected_fraction"],
+                "max_bad_fraction": quality.max_bad_fraction,
+                "reason_counts": MetadataValue.json(reasons),
+            },
+        )
+        failed_gx = [k for k, g in gx_results if not g.success]
+        yield AssetCheckResult(
+            check_name="great_expectations_suite",
+            asset_key="validated_window",
+            passed=not failed_gx,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={"failed_partitions": MetadataValue.json(failed_gx)},
+        )
+
+    @asset(
+        partitions_def=partitions_def,
+        group_name=GROUP,
+        io_manager_key="lake_io",
+        backfill_policy=BackfillPolicy.single_run(),
+        check_specs=[AssetCheckSpec("drift_within_policy", asset="drift_report", blocking=False)],
+        automation_condition=auto.get("drift_report"),
+    )
+    def drift_report(
+        context: AssetExecutionContext,
+        validated_window: Mapping[str, pl.DataFrame],
+        lake: Lake,
+        champion: ChampionInfo,
+    ):
+        """The day's drift against the reference, with scores, new terms and a verdict."""
+        reports, rows = {}, []
+        window = champion.champion_window()
+        for key in context.partition_keys:
+            day = day_of(key)
+            ref_days, ref_source = reference_days(day, window, settings.reference.days())
+            ref_frames = lake.read_many("validated_window", [d.isoformat() for d in ref_days])
+            reference = labels_as_of(
+                pl.concat(list(ref_frames.values()), how="diagonal_relaxed") if ref_frames
+                else validated_window[key].clear(), day,
+            )
+            current = labels_as_of(validated_window[key], day)
+            result = compute_drift(
+                reference, current,
+                labels=labels,
+                thresholds=settings.drift.thresholds.model_dump(),
+                top_new_terms=settings.drift.top_new_terms,
+                min_term_count=settings.drift.min_term_count,
+                sample_rows=settings.drift.sample_rows,
+                seed=day.toordinal(),
+            )
+            perf = champion.performance_on(current, day)
+            meta = result.to_metadata()
+            row = {"partition": key, "verdict": result.verdict, "reference": ref_source, **perf}
+            row.update({f"score_{k}": v for k, v in meta["scores"].items()})
+            row.update({f"flag_{k}": v for k, v in meta["flags"].items()})
+            rows.append(row)
+            reports[key] = pl.DataFrame([row])
+            context.log.info(f"drift_report[{key}]: {result.verdict} {meta['drifted_metrics']} vs {ref_source}")
+        last_key = context.partition_keys[-1]
+        last = reports[last_key].to_dicts()[0]
+        md = f"**Reference:** {last['reference']}\n\n" + result.to_markdown() + champion.markdown(last)
+        yield Output(
+            reports,
+            metadata={
+                "verdict": last["verdict"],
+                "scores": MetadataValue.json(meta["scores"]),
+                "flags": MetadataValue.json(meta["flags"]),
+                "drifted_metrics": MetadataValue.json(meta["drifted_metrics"]),
+                "reference": last["reference"],
+                "report": MetadataValue.md(md),
+                "per_day": _per_day_table([
+                    {k: r[k] for k in ("partition", "verdict") if k in r} | {
+                        k: r[k] for k in r if k.startswith("score_")
+                    }
+                    for r in rows
+                ]) if len(rows) > 1 else MetadataValue.md(""),
+                **champion.metadata(last),
+            },
+        )
+        drifted = [r["partition"] for r in rows if r["verdict"] == "drift"]
+        yield AssetCheckResult(
+            check_name="drift_within_policy",
+            asset_key="drift_report",
+            passed=not drifted,
+            severity=AssetCheckSeverity.WARN,
+            metadata={
+                "drifted_partitions": MetadataValue.json(drifted),
+                "scores": MetadataValue.json(meta["scores"]),
+                "thresholds": MetadataValue.json(meta["thresholds"]),
+                "drifted_metrics": MetadataValue.json(meta["drifted_metrics"]),
+            },
+        )
+
+    return [raw_window, validated_window, drift_report]
