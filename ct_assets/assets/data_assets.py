@@ -7,6 +7,7 @@ result of day-by-day runs.
 """
 
 
+import json
 from collections.abc import Mapping
 
 import polars as pl
@@ -30,8 +31,8 @@ from ct_assets.data.expectations import validate_clean
 from ct_assets.data.pit import labels_as_of, reference_days
 from ct_assets.data.quality import split_rows
 from ct_assets.partitions import day_of
-from ct_assets.resources.champion import ChampionInfo
 from ct_assets.resources.lake import Lake
+from ct_assets.resources.registry import ModelRegistryResource
 from ct_assets.resources.sources import RowSource
 from ct_assets.resources.state import StateDirs
 from ct_assets.settings import Settings
@@ -42,6 +43,18 @@ PREVIEW_COLUMNS = ("event_id", "event_ts", "label", "label_ts", "text")
 
 def _per_day_table(rows: list[dict]) -> MetadataValue:
     return MetadataValue.md(markdown.table(rows))
+
+
+def _champion_md(row: dict) -> str:
+    if row["champion_version"] is None:
+        return "\n\n**Champion:** none yet, so the reference is the configured range."
+    acc = row["champion_accuracy"]
+    mix = json.loads(row["champion_prediction_mix"])
+    return (
+        f"\n\n**Champion v{row['champion_version']}:** accuracy {acc if acc is not None else 'n/a'} "
+        f"on {row['champion_labelled_rows']} labelled rows; label-free estimate "
+        f"{row['champion_estimated_accuracy']}\n\n" + markdown.counts(mix, "predicted label")
+    )
 
 
 def build_data_assets(settings: Settings, partitions_def, automation=None) -> list:
@@ -241,20 +254,21 @@ def build_data_assets(settings: Settings, partitions_def, automation=None) -> li
         context: AssetExecutionContext,
         validated_window: Mapping[str, pl.DataFrame],
         lake: Lake,
-        champion: ChampionInfo,
+        registry: ModelRegistryResource,
     ):
-        """The day's drift against the reference, with scores, new terms and a verdict."""
-        reports, rows = {}, []
-        window = champion.champion_window()
+        """The day's drift against the reference, the champion's accuracy, and a verdict."""
+        reports, rows, results = {}, [], {}
+        champion = registry.champion_version()
+        window = registry.window_of(champion) if champion is not None else None
         for key in context.partition_keys:
             day = day_of(key)
             ref_days, ref_source = reference_days(day, window, settings.reference.days())
             ref_frames = lake.read_many("validated_window", [d.isoformat() for d in ref_days])
-            reference = labels_as_of(
-                pl.concat(list(ref_frames.values()), how="diagonal_relaxed") if ref_frames
-                else validated_window[key].clear(), day,
-            )
             current = labels_as_of(validated_window[key], day)
+            reference = labels_as_of(
+                pl.concat(list(ref_frames.values()), how="diagonal_relaxed") if ref_frames else current.clear(),
+                day,
+            )
             result = compute_drift(
                 reference, current,
                 labels=labels,
@@ -264,35 +278,48 @@ def build_data_assets(settings: Settings, partitions_def, automation=None) -> li
                 sample_rows=settings.drift.sample_rows,
                 seed=day.toordinal(),
             )
-            perf = champion.performance_on(current, day)
+            perf = registry.performance_on(current, champion)
             meta = result.to_metadata()
-            row = {"partition": key, "verdict": result.verdict, "reference": ref_source, **perf}
+            row = {
+                "partition": key,
+                "verdict": result.verdict,
+                "reference": ref_source,
+                "champion_version": perf.get("version"),
+                "champion_accuracy": perf.get("accuracy"),
+                "champion_labelled_rows": perf.get("labelled_rows", 0),
+                "champion_estimated_accuracy": perf.get("estimated_accuracy"),
+                "champion_prediction_mix": json.dumps(perf.get("prediction_mix", {}), sort_keys=True),
+                "clean_labelled_rows": current.filter(pl.col("label").is_not_null()).height,
+            }
             row.update({f"score_{k}": v for k, v in meta["scores"].items()})
             row.update({f"flag_{k}": v for k, v in meta["flags"].items()})
             rows.append(row)
+            results[key] = (result, meta)
             reports[key] = pl.DataFrame([row])
             context.log.info(f"drift_report[{key}]: {result.verdict} {meta['drifted_metrics']} vs {ref_source}")
-        last_key = context.partition_keys[-1]
-        last = reports[last_key].to_dicts()[0]
-        md = f"**Reference:** {last['reference']}\n\n" + result.to_markdown() + champion.markdown(last)
-        yield Output(
-            reports,
-            metadata={
-                "verdict": last["verdict"],
-                "scores": MetadataValue.json(meta["scores"]),
-                "flags": MetadataValue.json(meta["flags"]),
-                "drifted_metrics": MetadataValue.json(meta["drifted_metrics"]),
-                "reference": last["reference"],
-                "report": MetadataValue.md(md),
-                "per_day": _per_day_table([
-                    {k: r[k] for k in ("partition", "verdict") if k in r} | {
-                        k: r[k] for k in r if k.startswith("score_")
-                    }
-                    for r in rows
-                ]) if len(rows) > 1 else MetadataValue.md(""),
-                **champion.metadata(last),
-            },
-        )
+        last = rows[-1]
+        result, meta = results[last["partition"]]
+        md = f"**Reference:** {last['reference']}\n\n" + result.to_markdown() + _champion_md(last)
+        metadata = {
+            "verdict": last["verdict"],
+            "scores": MetadataValue.json(meta["scores"]),
+            "flags": MetadataValue.json(meta["flags"]),
+            "drifted_metrics": MetadataValue.json(meta["drifted_metrics"]),
+            "reference": last["reference"],
+            "report": MetadataValue.md(md),
+            "champion_version": MetadataValue.text(str(last["champion_version"])),
+            "clean_labelled_rows": last["clean_labelled_rows"],
+        }
+        for key in ("champion_accuracy", "champion_estimated_accuracy"):
+            if last[key] is not None:
+                metadata[key] = last[key]
+        if len(rows) > 1:
+            metadata["per_day"] = _per_day_table([
+                {"partition": r["partition"], "verdict": r["verdict"], "champion_accuracy": r["champion_accuracy"]}
+                | {k: r[k] for k in r if k.startswith("score_")}
+                for r in rows
+            ])
+        yield Output(reports, metadata=metadata)
         drifted = [r["partition"] for r in rows if r["verdict"] == "drift"]
         yield AssetCheckResult(
             check_name="drift_within_policy",

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ct_assets.home import CtHome
-from ct_assets.resources.champion import ChampionInfo
 from ct_assets.resources.lake import Lake, LakeIOManager
+from ct_assets.resources.registry import ModelRegistryResource
 from ct_assets.resources.sources import LandingZoneSource, ScenarioConfig, SimulatorSource
 from ct_assets.resources.state import StateDirs
 from ct_assets.settings import Settings
@@ -39,7 +39,7 @@ def build_resources(settings: Settings, home: CtHome) -> dict:
         "lake_io": LakeIOManager(base_path=str(home.lake)),
         "lake": Lake(base_path=str(home.lake)),
         "state": StateDirs(root=str(home.root)),
-        "champion": ChampionInfo(
+        "registry": ModelRegistryResource(
             tracking_uri=home.mlflow_tracking_uri,
             artifact_root=home.mlflow_artifact_root,
             model_name=MODEL_NAME,

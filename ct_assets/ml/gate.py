@@ -1,0 +1,159 @@
+"""The promotion gate: may a challenger adapter replace the champion?
+
+Inputs are the dicts produced by ``metrics.classification_metrics``. Rules:
+
+With a champion
+  * holdout_improvement: challenger - champion holdout accuracy >= min_improvement.
+  * holdout_ci_lower (only when require_ci_above_zero): the lower bound of the paired
+    bootstrap interval of that difference is > 0, i.e. the gain is not noise.
+  * golden_forgetting: champion - challenger golden accuracy <= max_forgetting.
+First model (no champion)
+  * first_model_accuracy / first_model_macro_f1: holdout values >= the absolute floors.
+Always
+  * class_recall:<label>: on the GOLDEN set, every class with support has challenger
+    recall >= min_class_recall. Golden, not holdout, because the golden set is curated to
+    cover every class with a stable mix, while the recent holdout follows the traffic and
+    can hold one or two examples of a class (recall 0 or 1 from noise). Classes with no
+    golden support cannot be judged; they are listed in ``notes`` and do not block.
+
+Comparisons allow 1e-9 of float slack so that e.g. a difference computed as 0.0199999...
+is not reported as failing "0.020 >= 0.020".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class GateInput:
+    challenger_holdout: dict
+    challenger_golden: dict
+    champion_holdout: dict | None = None
+    champion_golden: dict | None = None
+    # Paired bootstrap of holdout accuracy, challenger - champion: (diff, lo, hi).
+    bootstrap: tuple[float, float, float] | None = None
+    confidence: float = 0.95
+
+    @property
+    def has_champion(self) -> bool:
+        return self.champion_holdout is not None
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    passed: bool
+    reasons: list[str]  # one sentence per failed check; empty when passed
+    checks: dict[str, dict]  # name -> {"passed": bool, "value": float, "threshold": float}
+    notes: list[str] = field(default_factory=list)  # non-blocking observations
+
+    def summary(self) -> str:
+        n_ok = sum(c["passed"] for c in self.checks.values())
+        if self.passed:
+            return f"PASSED: {n_ok}/{len(self.checks)} checks passed"
+        return "BLOCKED: " + "; ".join(self.reasons)
+
+
+def _signed(x: float) -> str:
+    return f"{x:+.3f}"
+
+
+def decide_gate(
+    inp: GateInput,
+    *,
+    min_improvement: float,
+    require_ci_above_zero: bool,
+    max_forgetting: float,
+    min_class_recall: float,
+    first_model_min_accuracy: float,
+    first_model_min_macro_f1: float,
+) -> GateDecision:
+    checks: dict[str, dict] = {}
+    reasons: list[str] = []
+    notes: list[str] = []
+
+    def check(name: str, passed: bool, value: float, threshold: float, failure: str) -> None:
+        checks[name] = {"passed": bool(passed), "value": float(value), "threshold": float(threshold)}
+        if not passed:
+            reasons.append(failure)
+
+    ch_h, ch_g = inp.challenger_holdout, inp.challenger_golden
+    if inp.has_champion:
+        if inp.champion_golden is None:
+            raise ValueError("GateInput: champion_holdout given without champion_golden")
+        gain = ch_h["accuracy"] - inp.champion_holdout["accuracy"]
+        check(
+            "holdout_improvement",
+            gain >= min_improvement - _EPS,
+            gain,
+            min_improvement,
+            f"holdout accuracy {_signed(gain)} < min_improvement {min_improvement:.3f} "
+            f"(challenger {ch_h['accuracy']:.3f}, champion {inp.champion_holdout['accuracy']:.3f})",
+        )
+        if require_ci_above_zero:
+            if inp.bootstrap is None:
+                raise ValueError("GateInput.bootstrap is required when require_ci_above_zero is set")
+            _, lo, hi = inp.bootstrap
+            check(
+                "holdout_ci_lower",
+                lo > _EPS,
+                lo,
+                0.0,
+                f"holdout accuracy gain is not significant: {inp.confidence:.0%} CI "
+                f"[{_signed(lo)}, {_signed(hi)}] does not lie above 0",
+            )
+        forgetting = inp.champion_golden["accuracy"] - ch_g["accuracy"]
+        check(
+            "golden_forgetting",
+            forgetting <= max_forgetting + _EPS,
+            forgetting,
+            max_forgetting,
+            f"golden accuracy dropped by {forgetting:.3f} > max_forgetting {max_forgetting:.3f} "
+            f"(challenger {ch_g['accuracy']:.3f}, champion {inp.champion_golden['accuracy']:.3f})",
+        )
+    else:
+        notes.append("no champion: first-model absolute thresholds apply")
+        check(
+            "first_model_accuracy",
+            ch_h["accuracy"] >= first_model_min_accuracy - _EPS,
+            ch_h["accuracy"],
+            first_model_min_accuracy,
+            f"first model holdout accuracy {ch_h['accuracy']:.3f} < minimum {first_model_min_accuracy:.3f}",
+        )
+        check(
+            "first_model_macro_f1",
+            ch_h["macro_f1"] >= first_model_min_macro_f1 - _EPS,
+            ch_h["macro_f1"],
+            first_model_min_macro_f1,
+            f"first model holdout macro-F1 {ch_h['macro_f1']:.3f} < minimum {first_model_min_macro_f1:.3f}",
+        )
+
+    for label, recall in ch_g["per_class_recall"].items():
+        if recall is None:
+            notes.append(f"class {label!r} has no golden support; its recall was not checked")
+            continue
+        check(
+            f"class_recall:{label}",
+            recall >= min_class_recall - _EPS,
+            recall,
+            min_class_recall,
+            f"class {label!r} collapsed: golden recall {recall:.3f} "
+            f"< min_class_recall {min_class_recall:.3f}",
+        )
+
+    return GateDecision(passed=not reasons, reasons=reasons, checks=checks, notes=notes)
+
+
+def decide_gate_from_settings(inp: GateInput, gate_settings) -> GateDecision:
+    """Convenience for callers holding a ``settings.GateSettings`` (duck-typed: no import)."""
+    return decide_gate(
+        inp,
+        min_improvement=gate_settings.min_improvement,
+        require_ci_above_zero=gate_settings.require_ci_above_zero,
+        max_forgetting=gate_settings.max_forgetting,
+        min_class_recall=gate_settings.min_class_recall,
+        first_model_min_accuracy=gate_settings.first_model.min_accuracy,
+        first_model_min_macro_f1=gate_settings.first_model.min_macro_f1,
+    )
