@@ -28,16 +28,23 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_approve(args) -> int:
-    from ct_assets.automation.approval import approve
+    from ct_assets.automation.approval import run_approve
+    from ct_assets.definitions import defs
+    from ct_assets.runner import instance_for
 
-    print(approve(version=args.version, reviewer=args.reviewer, decision=args.decision, comment=args.comment))
+    record = run_approve(defs, instance_for(ct_home()), version=args.version, reviewer=args.reviewer,
+                         decision=args.decision, comment=args.comment)
+    print(f"recorded: {record}")
     return 0
 
 
 def _cmd_rollback(args) -> int:
-    from ct_assets.automation.approval import rollback
+    from ct_assets.automation.approval import run_rollback
+    from ct_assets.definitions import defs
+    from ct_assets.runner import instance_for
 
-    print(rollback(reason=args.reason, approver=args.by))
+    move = run_rollback(defs, instance_for(ct_home()), reason=args.reason, approver=args.by)
+    print(f"champion moved back: v{move['from']} -> v{move['to']}")
     return 0
 
 

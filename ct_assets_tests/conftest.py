@@ -18,3 +18,14 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def sim_base_dir(tmp_path_factory):
+    """A tiny random BERT whose WordPiece vocabulary is trained on simulator text."""
+    from ct_assets.ml.base_model import build_tiny_model
+    from ct_assets_tests.helpers import simulator_texts
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny_sim_base"), simulator_texts(), vocab_size=800)

@@ -34,3 +34,35 @@ def make_home(tmp_path: Path) -> CtHome:
 
 def day(i: int) -> str:
     return (START + dt.timedelta(days=i)).isoformat()
+
+
+def model_settings(base_dir: Path, **overrides) -> Settings:
+    """Small settings for the model half on the tiny base: short window, few steps, a
+    first-model gate the random tiny model can pass (the gate itself is unit-tested)."""
+    defaults = {
+        "training.base": {"kind": "directory", "name": str(base_dir), "model_id": "tiny-bert"},
+        "training.window_days": 4,
+        "training.holdout_days": 1,
+        "training.min_rows": 50,
+        "training.max_epochs": 2,
+        "training.batch_size": 16,
+        "training.eval_every_steps": 10,
+        "training.checkpoint_every_steps": 10,
+        "training.max_length": 32,
+        "training.learning_rate": 0.005,
+        "gate.first_model": {"min_accuracy": 0.0, "min_macro_f1": 0.0},
+        "gate.min_class_recall": 0.0,
+        "gate.bootstrap_samples": 200,
+        "promotion.min_shadow_agreement": 0.0,
+        "source.simulator.scenarios": [],
+        "reference.end": day(2),
+    }
+    return small_settings(**{**defaults, **overrides})
+
+
+def simulator_texts(n_days: int = 3) -> list[str]:
+    from ct_assets.data.simulator import SimulatorConfig, generate_day
+
+    config = SimulatorConfig(labels=tuple(small_settings().labels), rows_per_day=200)
+    return [r["text"] for i in range(n_days) for r in generate_day(config, START, START + dt.timedelta(days=i))
+            if isinstance(r["text"], str)]

@@ -18,7 +18,7 @@ from dagster import ConfigurableResource
 
 from ct_assets.ml.cbpe import Calibration
 from ct_assets.ml.monitoring import day_performance
-from ct_assets.ml.serving import load_predictor
+from ct_assets.ml.serving import adapter_dir_for, load_predictor
 
 CALIBRATION_TAG = "ct.calibration"
 
@@ -57,6 +57,10 @@ class ModelRegistryResource(ConfigurableResource):
     def champion_window(self) -> tuple[dt.date, dt.date] | None:
         version = self.champion_version()
         return None if version is None else self.window_of(version)
+
+    def adapter_dir(self, version: int) -> Path:
+        """The verified, downloaded adapter directory of a version (cached per version)."""
+        return adapter_dir_for(self.registry, version, Path(self.cache_dir))
 
     def predictor(self, alias_or_version: int | str):
         return load_predictor(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ct_assets.home import CtHome
+from ct_assets.resources.base_model import BaseModelResource
 from ct_assets.resources.lake import Lake, LakeIOManager
 from ct_assets.resources.registry import ModelRegistryResource
 from ct_assets.resources.sources import LandingZoneSource, ScenarioConfig, SimulatorSource
@@ -34,8 +35,10 @@ def build_source(settings: Settings, home: CtHome) -> LandingZoneSource:
 
 
 def build_resources(settings: Settings, home: CtHome) -> dict:
+    base = settings.training.base
     return {
         "source": build_source(settings, home),
+        "base_model": BaseModelResource(kind=base.kind, name=base.name, model_id=base.model_id),
         "lake_io": LakeIOManager(base_path=str(home.lake)),
         "lake": Lake(base_path=str(home.lake)),
         "state": StateDirs(root=str(home.root)),
