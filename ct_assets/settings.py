@@ -99,6 +99,7 @@ class DriftThresholds(_Strict):
     length_ks: float = Field(default=0.2, ge=0.0, le=1.0)
     oov_rate: float = Field(default=0.08, ge=0.0, le=1.0)
     text_auc: float = Field(default=0.75, ge=0.5, le=1.0)
+    concept_shift: float = Field(default=0.15, ge=0.0, le=1.0, description="largest per-class precision drop")
 
 
 class DriftSettings(_Strict):
@@ -169,6 +170,7 @@ class PromotionSettings(_Strict):
     require_approval: bool = False
     shadow_days: int = Field(default=0, ge=0)
     min_shadow_agreement: float = Field(default=0.5, ge=0.0, le=1.0)
+    max_shadow_accuracy_drop: float = Field(default=0.02, ge=0.0, le=1.0)
 
 
 class TriggerSettings(_Strict):

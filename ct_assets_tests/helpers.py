@@ -54,6 +54,7 @@ def model_settings(base_dir: Path, **overrides) -> Settings:
         "gate.min_class_recall": 0.0,
         "gate.bootstrap_samples": 200,
         "promotion.min_shadow_agreement": 0.0,
+        "promotion.max_shadow_accuracy_drop": 1.0,
         "source.simulator.scenarios": [],
         "reference.end": day(2),
     }

@@ -359,6 +359,7 @@ def build_model_assets(settings: Settings, partitions_def, automation=None) -> l
                 registry.predictor(challenger), registry.predictor(champion),
                 traffic["text"].to_list(), traffic["label"].to_list(),
                 min_agreement=settings.promotion.min_shadow_agreement,
+                max_accuracy_drop=settings.promotion.max_shadow_accuracy_drop,
             )
             # Only traffic after the challenger's window counts towards shadow_days: its
             # own training days say nothing about how it does on new data.

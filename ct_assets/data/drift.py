@@ -1,6 +1,6 @@
 """Drift statistics between a reference frame and the current day's frame (pure, no Dagster).
 
-Five thresholded scores, each answering a different "what changed?" question:
+Six thresholded scores, each answering a different "what changed?" question:
 
 * ``label_js`` / ``label_psi`` - the label prior (labelled rows only; the caller has
   already applied the point-in-time cut, so labels not yet known are null).
@@ -11,6 +11,10 @@ Five thresholded scores, each answering a different "what changed?" question:
 * ``text_auc`` - cross-validated ROC AUC of a domain classifier (TF-IDF + logistic
   regression) telling reference from current texts, the approach Evidently uses for
   text drift: 0.5 = indistinguishable, 1.0 = trivially separable.
+* ``concept_shift`` - the same texts labelled differently (P(label | text) moved, P(text)
+  did not, so the scores above cannot see it): the largest drop in per-predicted-class
+  precision of a proxy classifier fitted on the reference (``drift_text``), with the
+  class and the (predicted, labelled) pair it confuses most in ``concept_detail``.
 
 A score that cannot be computed honestly (too few rows or labels) is ``None``, carries a
 note saying why, and never flags.
@@ -26,12 +30,13 @@ import numpy as np
 import polars as pl
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import ks_2samp, wasserstein_distance
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-METRICS: tuple[str, ...] = ("label_js", "label_psi", "length_ks", "oov_rate", "text_auc")
+from ct_assets.data.drift_text import CONCEPT_MIN_ROWS, concept_shift, tfidf
+
+METRICS: tuple[str, ...] = ("label_js", "label_psi", "length_ks", "oov_rate", "text_auc", "concept_shift")
 # Below these sizes the statistics are mostly noise; better say "don't know" than flag.
 MIN_LABELLED_ROWS = 20
 MIN_TEXT_ROWS = 20
@@ -56,6 +61,8 @@ class DriftResult:
     reference_labels: dict[str, int]  # label -> count of labelled rows
     current_labels: dict[str, int]
     extras: dict[str, float] = field(default_factory=dict)  # mean lengths, token counts
+    # concept_shift's class: predictions, reference/current precision, confused label/rows
+    concept_detail: dict = field(default_factory=dict)
 
     @property
     def drifted_metrics(self) -> list[str]:
@@ -81,6 +88,7 @@ class DriftResult:
             "reference_labels": dict(self.reference_labels),
             "current_labels": dict(self.current_labels),
             "extras": {k: _num(v) for k, v in self.extras.items()},
+            "concept_detail": {k: _num(v) if isinstance(v, float) else v for k, v in self.concept_detail.items()},
         }
 
     def to_markdown(self) -> str:
@@ -105,6 +113,12 @@ class DriftResult:
         for label in self.reference_labels:
             ref_n, cur_n = self.reference_labels[label], self.current_labels.get(label, 0)
             lines.append(f"| {label} | {_share(ref_n, ref_total)} | {_share(cur_n, cur_total)} |")
+        if self.concept_detail:
+            d = self.concept_detail
+            confused = (f"; most often labelled `{d['confused_label']}` ({d['confused_rows']} rows)"
+                        if d["confused_label"] else "")
+            lines += ["", f"Concept shift: predicted `{d['class']}` precision {d['reference_precision']:.2f}"
+                      f" (reference) -> {d['current_precision']:.2f} on {d['predictions']} current rows{confused}"]
         lines += ["", "| new term | count |", "|---|---|"]
         lines += [f"| {term} | {count} |" for term, count in self.new_terms] or ["| (none) | - |"]
         return "\n".join(lines) + "\n"
@@ -128,6 +142,7 @@ def compute_drift(
     min_term_count: int = 3,
     sample_rows: int = 2000,
     seed: int = 0,
+    concept_min_rows: int = CONCEPT_MIN_ROWS,
 ) -> DriftResult:
     missing = [m for m in METRICS if m not in thresholds]
     if missing:
@@ -144,6 +159,11 @@ def compute_drift(
         p, q = _shares(ref_counts), _shares(cur_counts)
         scores["label_js"] = float(jensenshannon(p, q, base=2))
         scores["label_psi"] = _psi(p, q)
+    concept = concept_shift(*_labelled(reference), *_labelled(current), min_labelled=MIN_LABELLED_ROWS,
+                            min_rows=concept_min_rows, sample_rows=sample_rows, seed=seed)
+    scores["concept_shift"] = concept.score
+    if concept.note:
+        notes["concept_shift"] = concept.note
 
     # Sorted so the domain-classifier sample does not depend on frame row order.
     ref_texts = _texts(reference)
@@ -176,6 +196,7 @@ def compute_drift(
         reference_labels=ref_counts,
         current_labels=cur_counts,
         extras=extras,
+        concept_detail=concept.detail,
     )
 
 
@@ -214,6 +235,15 @@ def _texts(frame: pl.DataFrame) -> pl.Series:
     return frame.sort(["event_id", "text"], nulls_last=True).get_column("text").drop_nulls()
 
 
+def _labelled(frame: pl.DataFrame) -> tuple[list[str], list[str]]:
+    """Texts and labels of the labelled rows, in a fixed order (as ``_texts``)."""
+    if frame.height == 0:
+        return [], []
+    rows = frame.filter(pl.col("label").is_not_null() & pl.col("text").is_not_null())
+    rows = rows.sort(["event_id", "text"], nulls_last=True)
+    return rows.get_column("text").to_list(), rows.get_column("label").to_list()
+
+
 def _tokens(texts: pl.Series) -> pl.Series:
     """Lowercased word tokens; pure numbers are ignored (order ids are not vocabulary)."""
     tokens = texts.str.to_lowercase().str.extract_all(TOKEN_PATTERN).explode().str.strip_chars("'")
@@ -250,7 +280,7 @@ def _domain_auc(ref_texts: pl.Series, cur_texts: pl.Series, sample_rows: int, se
     cur = cur_texts.gather(np.sort(rng.choice(cur_texts.len(), n, replace=False))).to_list()
     y = np.repeat([0, 1], n)
     try:
-        x = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True).fit_transform(ref + cur)
+        x = tfidf().fit_transform(ref + cur)
     except ValueError:
         # No term occurs twice across both samples: nothing shared to learn from, so the
         # classifier would be guessing. Report chance level rather than fail the day.

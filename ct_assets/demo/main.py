@@ -1,14 +1,129 @@
-"""The main job behind `make demo` / `ct demo`."""
+"""The main job behind `make demo` / `ct demo`: the CT replay and its report.
+
+Default: the configured policy on the embedded scenario mix for 60 days, beside the
+static model, on the real MiniLM base, into CT_HOME (so `make dev` shows every run,
+trigger, check and alias move afterwards). `--compare-policies` replays every policy on
+the same stream, each into its own CT_HOME/policies/<name>.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+
+from tqdm import tqdm
+
 from ct_assets.demo.data_demo import run_data_demo
+from ct_assets.demo.replay import ReplayResult, run_replay
+from ct_assets.demo.timeline import format_table, policy_metrics, render_timeline_html, render_timeline_png
 from ct_assets.home import CtHome
 from ct_assets.settings import Settings
 
 DEFAULT_DAYS = 60
+POLICIES = ("static", "weekly", "drift", "volume", "combined")
+
+
+def fast_settings(settings: Settings) -> Settings:
+    """--fast: half the rows, a one-week window, one epoch."""
+    sim = settings.source.simulator.model_copy(update={"rows_per_day": 150})
+    tr = settings.training.model_copy(update={"window_days": 7, "max_epochs": 1, "min_rows": 100})
+    return settings.model_copy(update={
+        "source": settings.source.model_copy(update={"simulator": sim}),
+        "training": tr,
+        "reference": settings.reference,
+    })
+
+
+def _approval(settings: Settings, auto_approve: bool | None) -> tuple[Settings, bool]:
+    return settings, bool(auto_approve) if auto_approve is not None else settings.promotion.require_approval
+
+
+def summary_row(result: ReplayResult) -> dict:
+    m = policy_metrics(result.records, drift_start_day=result.drift_start, golden_accuracies=result.golden_accuracies)
+    return {
+        "policy": result.policy,
+        "mean acc after drift": m["mean_accuracy_after_drift"],
+        "static acc after drift": m["static_mean_accuracy_after_drift"],
+        "gain vs static": (None if m["mean_accuracy_after_drift"] is None or m["static_mean_accuracy_after_drift"] is None
+                           else round(m["mean_accuracy_after_drift"] - m["static_mean_accuracy_after_drift"], 4)),
+        "days to recover": m["days_to_recover"],
+        "retrains": m["retrains"],
+        "promotions": m["promotions"],
+        "golden forgetting": m["golden_forgetting"],
+        "auto-approved": m["auto_approved_promotions"],
+    }
+
+
+def write_report(result: ReplayResult, home: CtHome, settings: Settings, policy_rows: list[dict] | None,
+                 notes: list[str]) -> tuple[str, str]:
+    thresholds = settings.drift.thresholds.model_dump()
+    name = f"timeline_{result.policy}"
+    png = render_timeline_png(result.records, home.reports / f"{name}.png",
+                              f"CT replay: policy '{result.policy}' vs static model", thresholds=thresholds)
+    html = render_timeline_html(result.records, home.reports / f"{name}.html", f"CT replay: {result.policy}",
+                                png.name, [summary_row(result)], policy_rows, notes, thresholds=thresholds)
+    return str(html), str(png)
+
+
+def _replay(settings: Settings, home: CtHome, days: int, policy: str, auto_approve: bool) -> ReplayResult:
+    bar = tqdm(total=days, desc=f"replay [{policy}]", unit="day")
+
+    def progress(done: int, total: int, record: dict) -> None:
+        acc = record.get("champion_accuracy")
+        bar.set_postfix_str(f"{record['day']} champion v{record['champion_version']} acc {acc if acc is not None else '-'}")
+        bar.update(1)
+
+    try:
+        return run_replay(settings, home, days, policy=policy, auto_approve=auto_approve, progress=progress,
+                          log=bar.write)
+    finally:
+        bar.close()
 
 
 def run_demo(settings: Settings, home: CtHome, defs, args) -> str:
     days = args.days or DEFAULT_DAYS
-    return run_data_demo(settings, home, defs, days)
+    if getattr(args, "data_only", False):
+        return run_data_demo(settings, home, defs, days)
+    if args.fast:
+        settings = fast_settings(settings)
+    settings, auto_approve = _approval(settings, args.auto_approve)
+    notes = [f"{days} simulated days from {settings.partitions.start_date}; base {settings.training.base.model_id}"]
+    if settings.promotion.require_approval and auto_approve:
+        notes.append("require_approval is on: promotions were AUTO-APPROVED by the demo flag (--auto-approve).")
+    lines = []
+    if args.compare_policies:
+        results = []
+        for policy in POLICIES:
+            sub = CtHome(home.root / "policies" / policy).ensure(settings.triggers.max_concurrent_training_runs)
+            results.append(_replay(settings, sub, days, policy, auto_approve))
+        rows = [summary_row(r) for r in results]
+        for r in results:
+            write_report(r, CtHome(home.root / "policies" / r.policy), settings, rows, notes)
+        main = next(r for r in results if r.policy == settings.triggers.policy)
+        html, png = write_report(main, home, settings, rows, notes)
+        lines.append("Policy comparison (same stream, same first model):\n" + format_table(rows))
+    else:
+        main = _replay(settings, home, days, settings.triggers.policy, auto_approve)
+        html, png = write_report(main, home, settings, None, notes)
+    lines.append(_daily_table(main))
+    lines.append("Summary:\n" + format_table([summary_row(main)]))
+    if main.failed_runs:
+        lines.append("Runs that failed (blocked by a check or an error; see the UI):\n  " + "\n  ".join(main.failed_runs))
+    lines.append(f"Timeline report: {html}\nTimeline plot:   {png}")
+    lines.extend(notes)
+    return "\n\n".join(lines)
+
+
+def _daily_table(result: ReplayResult) -> str:
+    rows = []
+    for r in result.records:
+        rows.append({
+            "day": r["day"].isoformat() if isinstance(r["day"], dt.date) else r["day"],
+            "champion": r["champion_version"],
+            "CT acc": r["champion_accuracy"],
+            "static acc": r["static_accuracy"],
+            "drift": ",".join(r["drifted_metrics"]) or r["drift_verdict"],
+            "trigger": "; ".join(t.split(":", 1)[0] for t in r["triggers_fired"]),
+            "promoted": r["promoted_version"] or "",
+            "blocked": "; ".join(r["blocked_reasons"])[:50],
+        })
+    return "Timeline:\n" + format_table(rows)

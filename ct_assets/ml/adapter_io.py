@@ -159,7 +159,9 @@ def load_adapter(base_spec_or_dir: BaseModelSpec | Path | str, adapter_dir: Path
     return model.eval(), tokenizer, labels
 
 
-def load_adapter_weights_into(peft_model, adapter_dir: Path | str, expected_labels: Sequence[str] | None = None) -> None:
+def load_adapter_weights_into(
+    peft_model, adapter_dir: Path | str, expected_labels: Sequence[str] | None = None
+) -> None:
     """Warm start: copy a saved adapter's LoRA + head weights into a trainable PeftModel.
 
     The target must have the same target modules, rank and head size; labels are compared
@@ -186,11 +188,14 @@ def adapter_bytes(adapter_dir: Path | str) -> int:
 
 
 def save_checkpoint(ckpt_dir: Path, step: int, params, best, trainer_state: dict, progress: dict) -> None:
+    """Write step-<step>/ via a temp dir + rename, then swap latest.json (the commit
+    point), then delete every other step dir and leftover temp file."""
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     name = f"step-{step:08d}"
     tmp = ckpt_dir / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
-    save_file({n: p.detach().to("cpu", copy=True).contiguous() for n, p in params.items()}, str(tmp / "weights.safetensors"))
+    weights = {n: p.detach().to("cpu", copy=True).contiguous() for n, p in params.items()}
+    save_file(weights, str(tmp / "weights.safetensors"))
     if best is not None:
         save_file(best, str(tmp / "best.safetensors"))
     torch.save(trainer_state, tmp / "state.pt")
@@ -203,11 +208,15 @@ def save_checkpoint(ckpt_dir: Path, step: int, params, best, trainer_state: dict
     pointer.write_text(json.dumps({"step_dir": name, "fingerprint": progress["fingerprint"]}), encoding="utf-8")
     os.replace(pointer, ckpt_dir / "latest.json")  # the commit point
     for old in ckpt_dir.iterdir():
-        if old.name != name and (old.name.startswith("step-") or old.name.startswith(".tmp-")):
+        if old.name != name and old.name.startswith(("step-", ".tmp-")):
             shutil.rmtree(old, ignore_errors=True)
+        elif old.name.startswith(".latest-"):
+            old.unlink(missing_ok=True)
 
 
 def load_checkpoint(ckpt_dir: Path, fingerprint: str):
+    """(progress, weights, best weights or None, trainer state) of this run's latest
+    checkpoint, or None when there is none (or it belongs to another run)."""
     pointer = ckpt_dir / "latest.json"
     if not pointer.is_file():
         return None
@@ -216,6 +225,9 @@ def load_checkpoint(ckpt_dir: Path, fingerprint: str):
         log.warning("checkpoint in %s belongs to a different run; starting from step 0", ckpt_dir)
         return None
     step_dir = ckpt_dir / latest["step_dir"]
+    if not step_dir.is_dir():  # only after a crash mid-replacement of the same step dir
+        log.warning("checkpoint pointer in %s names missing %s; starting from step 0", ckpt_dir, step_dir)
+        return None
     progress = json.loads((step_dir / "progress.json").read_text(encoding="utf-8"))
     best_path = step_dir / "best.safetensors"
     return (progress, load_file(str(step_dir / "weights.safetensors")),

@@ -100,7 +100,12 @@ def load_base(
     initialisation reproducible without touching the caller's global RNG state.
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    # A fresh head on a sentence encoder is expected, not news: keep the load report
+    # and progress bars out of the run logs (real errors still raise).
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     labels = list(label_names)
     if len(labels) != num_labels:
         raise ValueError(f"num_labels {num_labels} != len(label_names) {len(labels)}: {labels}")
@@ -190,8 +195,9 @@ def build_tiny_model(
 ) -> Path:
     """A random tiny BERT + WordPiece tokenizer trained on ``texts``, saved like a real base.
 
-    Params: vocab x hidden + 512 x hidden positions + layers x ~12 h^2 + pooler h^2; at
-    the defaults <= 500x32 + 512x32 + 2x12.3k + 1k ~= 58k. Builds in ~0.1 s.
+    Params: vocab x h + 512 x h positions + layers x ~8h^2 (4h^2 attention, 4h^2 FFN at
+    intermediate 2h) + pooler h^2; at the defaults <= 500x32 + 512x32 + 2x8.5k + 1k ~= 50k
+    (the toy tests' vocabulary is 228, so ~42k). Builds in ~0.1 s.
     ``initializer_range`` is 0.1, not BERT's 0.02: at 0.02 the random attention barely
     mixes other tokens into [CLS] (its std across inputs is ~0.003), so no task is
     learnable through the pooler; at 0.1 it is ~0.06 and LoRA learns a keyword task.

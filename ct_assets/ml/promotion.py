@@ -25,7 +25,8 @@ def promotion_blockers(inp: PromotionInput) -> list[str]:
     reasons = []
     if inp.gate != "passed":
         reasons.append(f"gate {'not evaluated' if inp.gate is None else inp.gate} for version {inp.challenger}")
-    if inp.shadow_passes < inp.shadow_days:
+    # The first model has nothing to run in shadow beside: shadow days start with a champion.
+    if inp.champion is not None and inp.shadow_passes < inp.shadow_days:
         reasons.append(f"shadow: {inp.shadow_passes} of {inp.shadow_days} required passing shadow days")
     if inp.require_approval:
         decision = (inp.approval or {}).get("decision")

@@ -135,8 +135,10 @@ class EwcPenalty:
     F is the diagonal empirical Fisher of the trainable params at the starting (champion)
     weights theta*: the mean over rows of the squared per-row gradient of the loss.
     With batch_size B > 1 it uses B * (batch-mean grad)^2, which equals the per-row value
-    near an optimum (mean grad ~ 0) at a B-th of the backward passes. Fisher values of a
-    LoRA adapter are small (~1e-6..1e-2), so useful lambdas are large (~1e2..1e4).
+    near an optimum (mean grad ~ 0) at a B-th of the backward passes. Cost: one
+    forward+backward per row; MiniLM at max_length 32 on one contended CPU core does
+    ~23 rows/s, so the default 256 rows take ~11 s. Fisher values are small (MiniLM r=8:
+    mean ~5e-5, max ~0.1), so useful lambdas are large (~1e2..1e4).
     """
 
     def __init__(self, lam: float, fisher: dict[str, torch.Tensor], anchor: dict[str, torch.Tensor]) -> None:
@@ -146,7 +148,7 @@ class EwcPenalty:
 
     @classmethod
     def from_model(cls, model, texts: Sequence[str], labels: Sequence[int], tokenizer, lam: float,
-                   max_length: int = 64, batch_size: int = 1, max_samples: int = 512,
+                   max_length: int = 64, batch_size: int = 1, max_samples: int = 256,
                    device: str = "auto", seed: int = 0) -> "EwcPenalty":
         if len(texts) != len(labels) or not texts:
             raise ValueError(f"EWC needs matching non-empty texts/labels, got {len(texts)}/{len(labels)}")
@@ -225,7 +227,8 @@ def _snapshot(params: dict) -> dict[str, torch.Tensor]:
 
 def _restore(params: dict, weights: dict[str, torch.Tensor]) -> None:
     if set(weights) != set(params):
-        raise ValueError(f"checkpoint weights do not match the trainable params: {sorted(set(weights) ^ set(params))[:5]}")
+        diff = sorted(set(weights) ^ set(params))[:5]
+        raise ValueError(f"checkpoint weights do not match the trainable params: {diff}")
     with torch.no_grad():
         for n, p in params.items():
             p.copy_(weights[n])
@@ -243,7 +246,9 @@ def train_adapter(model, tokenizer, train_texts: Sequence[str], train_labels: Se
     is left as it was), so equal inputs give equal runs and a resumed run can replay.
     """
     device = resolve_device(config.device)
-    cuda_ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    cuda_ids = []
+    if device.type == "cuda":
+        cuda_ids = [device.index if device.index is not None else torch.cuda.current_device()]
     with torch.random.fork_rng(devices=cuda_ids):
         torch.manual_seed(config.seed)
         return _train(model, tokenizer, train_texts, train_labels, val_texts, val_labels, config,
@@ -287,7 +292,7 @@ def _train(model, tokenizer, train_texts, train_labels, val_texts, val_labels, c
     fingerprint = _fingerprint(config, [(train_texts, train_y), (val_texts, val_y)], params, ewc)
     sign = 1.0 if config.monitor == "val_loss" else -1.0  # compare sign * metric, lower is better
     prog = {"fingerprint": fingerprint, "step": 0, "best_metric": None, "best_step": None, "bad_evals": 0,
-         "history": [], "recent": [], "stopped_early": False, "finished": False}
+            "history": [], "recent": [], "stopped_early": False, "finished": False}
     best: dict[str, torch.Tensor] | None = None
     loaded = load_checkpoint(checkpoint_dir, fingerprint)
     if loaded is not None:
@@ -361,8 +366,8 @@ def _train(model, tokenizer, train_texts, train_labels, val_texts, val_labels, c
                     prog["bad_evals"] += 1
                     stop = prog["stopped_early"] = prog["bad_evals"] >= config.patience
             if metrics or step % config.log_every_steps == 0:  # loss: mean of the last log_every steps
-                prog["history"].append({"step": step, "epoch": epoch, "loss": float(np.mean(recent)), "lr": lr,
-                                     "samples_per_second": rate, **metrics})
+                prog["history"].append({"step": step, "epoch": epoch, "loss": float(np.mean(recent)),
+                                        "lr": lr, "samples_per_second": rate, **metrics})
             prog["step"] = step
             if step % config.checkpoint_every_steps == 0 and not stop and step < total:
                 checkpoint()
@@ -378,7 +383,8 @@ def _train(model, tokenizer, train_texts, train_labels, val_texts, val_labels, c
     if best is not None:
         _restore(params, best)
     return TrainResult(
-        steps=prog["step"], epochs=prog["step"] / per_epoch, best_val_metric=prog["best_metric"], best_step=prog["best_step"],
+        steps=prog["step"], epochs=prog["step"] / per_epoch,
+        best_val_metric=prog["best_metric"], best_step=prog["best_step"],
         final_train_loss=float(np.mean(prog["recent"])) if prog["recent"] else float("nan"),
         train_seconds=time.perf_counter() - started,
         samples_per_second=samples / step_seconds if step_seconds else 0.0,

@@ -46,6 +46,7 @@ def write_parquet_atomic(frame: pl.DataFrame, path: UPath) -> None:
     """
     if _is_local(path):
         local = path.path
+        os.makedirs(os.path.dirname(local), exist_ok=True)
         tmp = f"{local}.{uuid.uuid4().hex}.tmp"
         try:
             frame.write_parquet(tmp)
@@ -128,6 +129,13 @@ class Lake(ConfigurableResource):
         if not path.exists():
             return None
         return read_parquet(path)
+
+    def partitions(self, asset: str) -> list[str]:
+        """Stored partition keys of an asset, sorted (daily keys sort by date)."""
+        folder = UPath(self.base_path) / asset
+        if not folder.exists():
+            return []
+        return sorted(p.name[: -len(EXTENSION)] for p in folder.iterdir() if p.name.endswith(EXTENSION))
 
     def read_many(self, asset: str, partition_keys: Sequence[str]) -> dict[str, pl.DataFrame]:
         out = {}

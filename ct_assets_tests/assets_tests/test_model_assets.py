@@ -111,3 +111,22 @@ def test_too_few_rows_registers_nothing(tmp_path, sim_base_dir):
         result = materialize_range(defs, instance, CHAIN, day(4), day(4), raise_on_error=False)
         assert not result.success
         assert not (home.mlflow / "mlflow.db").exists() or _registry(home).get_alias("challenger") is None
+
+
+def test_shadow_days_hold_promotion_until_enough_new_days_passed(tmp_path, sim_base_dir):
+    settings, home, defs = _setup(tmp_path, sim_base_dir, **{"promotion.shadow_days": 1,
+                                                              "gate.require_ci_above_zero": False,
+                                                              "gate.min_improvement": -1.0,
+                                                              "gate.max_forgetting": 1.0})
+    with instance_for_test() as instance:
+        assert materialize_range(defs, instance, DATA, day(0), day(6)).success
+        assert materialize_range(defs, instance, CHAIN, day(4), day(4)).success  # first model: no shadow
+        reg = _registry(home)
+        assert reg.get_alias("champion") == 1
+        assert materialize_range(defs, instance, CHAIN, day(5), day(5)).success
+        assert reg.get_alias("champion") == 1, "a day inside its own window does not count as shadow"
+        assert "shadow: 0 of 1" in _latest(instance, "champion")["blocked"]
+        assert materialize_range(defs, instance, ("shadow_report", "champion"), day(6), day(6)).success
+        assert reg.get_alias("champion") == 2
+        shadow = Lake(base_path=str(home.lake)).read("shadow_report", day(6)).to_dicts()[0]
+        assert shadow["challenger_version"] == 2 and shadow["counts"] and 0.0 <= shadow["agreement"] <= 1.0

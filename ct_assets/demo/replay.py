@@ -1,0 +1,257 @@
+"""The CT replay: a drifting stream played through the real Definitions, day by day.
+
+For each simulated day d:
+1. d's files land: ``raw_window[d]`` is materialized (the simulator writes the landing
+   zone, the asset reads it back through the production path);
+2. declarative automation is evaluated at the end of d (``evaluate_automation_conditions``)
+   and whatever it requests runs: validation and drift for d;
+3. the champion and the static model are scored on the rows whose labels arrived on d;
+4. the sensors and the schedule are evaluated at that simulated time
+   (``build_sensor_context`` / ``build_schedule_context``) and their run requests run, as
+   the daemon would: each run_key once, in the order the daemon would see them.
+
+The first model is bootstrapped on a fixed day for every policy, so "static" (that first
+champion, never retrained) and each policy start from the same model.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import polars as pl
+from dagster import AssetKey, DagsterInstance, build_schedule_context, build_sensor_context
+from dagster._core.definitions.declarative_automation.automation_condition_tester import (
+    evaluate_automation_conditions,
+)
+
+from ct_assets.automation.approval import run_approve
+from ct_assets.automation.sensors import CHAIN
+from ct_assets.data.pit import labels_as_of
+from ct_assets.definitions import build_definitions
+from ct_assets.home import CtHome
+from ct_assets.partitions import end_of_day
+from ct_assets.resources.lake import Lake
+from ct_assets.runner import materialize_range
+from ct_assets.settings import Settings
+
+SENSOR_ORDER = ("metric_retrain_sensor", "freshness_retrain_sensor", "volume_retrain_sensor")
+AUTO_REVIEWER = "ct demo --auto-approve"
+
+
+@dataclass
+class ReplayResult:
+    policy: str
+    records: list[dict]
+    golden_accuracies: list[float]
+    drift_start: dt.date
+    failed_runs: list[str] = field(default_factory=list)
+
+
+def with_policy(settings: Settings, policy: str) -> Settings:
+    return settings.model_copy(update={"triggers": settings.triggers.model_copy(update={"policy": policy})})
+
+
+def drift_start_day(settings: Settings) -> dt.date:
+    """First day of a scenario that changes the world (a quality incident does not)."""
+    starts = [s.start_day for s in settings.source.simulator.scenarios if s.name != "quality_incident"]
+    return settings.partitions.start_date + dt.timedelta(days=min(starts) if starts else 0)
+
+
+def newly_labelled(lake: Lake, day: dt.date, lookback: int) -> pl.DataFrame:
+    """Rows whose label arrived during ``day`` (from the day's and earlier partitions)."""
+    keys = [(day - dt.timedelta(days=i)).isoformat() for i in range(lookback + 1)]
+    frames = list(lake.read_many("validated_window", keys).values())
+    if not frames:
+        return pl.DataFrame()
+    rows = labels_as_of(pl.concat(frames, how="diagonal_relaxed"), day)
+    start = end_of_day(day) - dt.timedelta(days=1)
+    return rows.filter(pl.col("label_ts") >= start)
+
+
+def _accuracy(registry, version: int | None, rows: pl.DataFrame) -> float | None:
+    if version is None or rows.height == 0:
+        return None
+    pred = registry.predictor(version).predict(rows["text"].to_list())
+    return round(sum(p == t for p, t in zip(pred.labels, rows["label"].to_list())) / rows.height, 4)
+
+
+class Replay:
+    def __init__(self, settings: Settings, home: CtHome, *, auto_approve: bool = False,
+                 bootstrap_day: int | None = None, log: Callable[[str], None] = lambda _: None):
+        self.settings, self.home, self.log = settings, home, log
+        self.auto_approve = auto_approve
+        self.defs = build_definitions(settings, home)
+        self.instance = DagsterInstance.from_config(str(home.dagster))
+        self.resources = self.defs.resources
+        self.lake = Lake(base_path=str(home.lake))
+        self.registry = self.resources["registry"]
+        tr = settings.training
+        # The first model trains once a full window (or at least the reference) exists.
+        self.bootstrap = settings.partitions.start_date + dt.timedelta(
+            days=bootstrap_day if bootstrap_day is not None else max(tr.window_days - 1, len(settings.reference.days()))
+        )
+        # A first tick before any data: "newly missing" needs a previous state to compare to.
+        start = dt.datetime.combine(settings.partitions.start_date, dt.time(), tzinfo=dt.timezone.utc)
+        self.cursor = evaluate_automation_conditions(self.defs, self.instance, evaluation_time=start).cursor
+        self.seen_run_keys: set[str] = set()
+        self.static_version: int | None = None
+        self.failed: list[str] = []
+
+    def _run(self, assets, key: str, tags: dict) -> bool:
+        result = materialize_range(self.defs, self.instance, assets, key, key, tags=tags,
+                                   raise_on_error=False, console_level="WARNING")
+        if not result.success:
+            self.failed.append(f"{key} {tags.get('ct/trigger', '')}: {','.join(assets)} (run {result.run_id})")
+        return result.success
+
+    def _land_and_automate(self, day: dt.date) -> None:
+        key = day.isoformat()
+        self._run(("raw_window",), key, {"ct/reason": f"files for {key} landed"})
+        evaluation_time = end_of_day(day) + dt.timedelta(minutes=30)
+        result = evaluate_automation_conditions(self.defs, self.instance, evaluation_time=evaluation_time,
+                                                cursor=self.cursor)
+        self.cursor = result.cursor
+        by_partition: dict[str, list[str]] = {}
+        for asset in ("validated_window", "quarantined_rows", "drift_report"):
+            for pk in result.get_requested_partitions(AssetKey(asset)):
+                by_partition.setdefault(pk, []).append(asset)
+        for pk, assets in sorted(by_partition.items()):
+            self._run(tuple(assets), pk, {"ct/reason": f"automation: {pk} landed"})
+
+    def _requests(self, day: dt.date) -> list[tuple[str, object]]:
+        out = []
+        for name in SENSOR_ORDER:
+            sensor = self.defs.resolve_sensor_def(name)
+            data = sensor.evaluate_tick(build_sensor_context(instance=self.instance, definitions=self.defs,
+                                                             sensor_name=name, resources=self.resources))
+            out += [(name, r) for r in data.run_requests or []]
+            if data.run_requests:
+                break  # one retrain per day: later sensors would be stopped by the cooldown
+        if not out:
+            sched = self.defs.resolve_schedule_def("weekly_retrain_schedule")
+            for tick in cron_ticks(sched.cron_schedule, day):
+                data = sched.evaluate_tick(build_schedule_context(
+                    instance=self.instance, scheduled_execution_time=tick, resources=self.resources,
+                    repository_def=self.defs.get_repository_def()))
+                out += [("weekly_retrain_schedule", r) for r in data.run_requests or []]
+        return out
+
+    def _promotion(self, day: dt.date, record: dict) -> None:
+        sensor = self.defs.resolve_sensor_def("promotion_sensor")
+        data = sensor.evaluate_tick(build_sensor_context(instance=self.instance, definitions=self.defs,
+                                                         sensor_name="promotion_sensor", resources=self.resources))
+        for request in data.run_requests or []:
+            if request.run_key in self.seen_run_keys:
+                continue
+            self.seen_run_keys.add(request.run_key)
+            self._run(("shadow_report", "champion"), request.partition_key, dict(request.tags))
+            self._after_champion(day, record)
+
+    def _after_champion(self, day: dt.date, record: dict) -> None:
+        row = self.lake.read("champion", day.isoformat())
+        if row is None:
+            return
+        r = row.to_dicts()[0]
+        if r["moved"]:
+            record["promoted"], record["promoted_version"] = True, r["to_version"]
+        elif r["blocked"] and "already champion" not in r["blocked"]:
+            record["blocked_reasons"] = [r["blocked"]]
+            challenger = self.registry.alias_version("challenger")
+            if self.auto_approve and "awaiting human approval" in r["blocked"] and challenger is not None:
+                run_approve(self.defs, self.instance, version=challenger, reviewer=AUTO_REVIEWER,
+                            comment="auto-approved by the demo flag")
+                self._run(("champion",), day.isoformat(), {"ct/trigger": "manual",
+                                                           "ct/reason": f"auto-approval of v{challenger}"})
+                record["auto_approved"] = True
+                record["blocked_reasons"] = []
+                self._after_champion(day, record)
+
+    def _retrain(self, day: dt.date, trigger: str, request, record: dict) -> None:
+        tags = dict(request.tags) if request is not None else {
+            "ct/trigger": "manual", "ct/reason": f"bootstrap: first model as of {day}", "ct/training": "true"}
+        record["triggers_fired"].append(f"{tags['ct/trigger']}: {tags['ct/reason']}")
+        self.log(f"{day} retrain ({tags['ct/trigger']}): {tags['ct/reason']}")
+        self._run(CHAIN, day.isoformat(), tags)
+        record["retrained"] = True
+        self._after_champion(day, record)
+
+    def run_day(self, day: dt.date) -> dict:
+        self._land_and_automate(day)
+        champion = self.registry.champion_version()
+        fresh = newly_labelled(self.lake, day, self.settings.source.simulator.max_label_delay_days)
+        drift = self.lake.read("drift_report", day.isoformat())
+        d = drift.to_dicts()[0] if drift is not None else {}
+        record = {
+            "day": day, "champion_version": champion,
+            "champion_accuracy": _accuracy(self.registry, champion, fresh),
+            "static_accuracy": _accuracy(self.registry, self.static_version, fresh),
+            "labelled_rows": fresh.height,
+            "drift_verdict": d.get("verdict", "blocked"),
+            "drifted_metrics": [k.removeprefix("flag_") for k, v in d.items() if k.startswith("flag_") and v],
+            **{k.removeprefix("score_"): v for k, v in d.items() if k.startswith("score_")},
+            "triggers_fired": [], "retrained": False, "promoted": False, "promoted_version": None,
+            "blocked_reasons": [], "auto_approved": False, "scenario_events": self._events(day),
+        }
+        if champion is None and day >= self.bootstrap:
+            self._retrain(day, "manual", None, record)
+            self.static_version = self.registry.champion_version()
+        elif champion is not None and self.settings.triggers.policy != "static":
+            for name, request in self._requests(day):
+                if request.run_key in self.seen_run_keys:
+                    continue
+                self.seen_run_keys.add(request.run_key)
+                self._retrain(day, name, request, record)
+            self._promotion(day, record)
+        return record
+
+    def _events(self, day: dt.date) -> list[str]:
+        idx = (day - self.settings.partitions.start_date).days
+        events = []
+        for s in self.settings.source.simulator.scenarios:
+            if s.start_day == idx:
+                events.append(f"{s.name} starts")
+            if s.end_day is not None and s.end_day + 1 == idx:
+                events.append(f"{s.name} ends")
+        return events
+
+    def golden_accuracies(self) -> list[float]:
+        """Golden-set accuracy of each successive champion, in promotion order."""
+        out = []
+        events = self.instance.fetch_materializations(AssetKey("champion"), limit=1000).records
+        for rec in sorted(events, key=lambda r: r.timestamp):
+            meta = rec.asset_materialization.metadata
+            if meta.get("moved") and meta["moved"].value:
+                tags = self.registry.registry.version_info(int(meta["to"].value)).tags
+                if "ct.golden_accuracy" in tags:
+                    out.append(float(tags["ct.golden_accuracy"]))
+        return out
+
+
+def cron_ticks(cron: str, day: dt.date) -> list[dt.datetime]:
+    """The schedule's tick times that fall within ``day`` (UTC)."""
+    from dagster._utils.schedules import cron_string_iterator
+
+    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc)
+    ticks = []
+    for tick in cron_string_iterator(start.timestamp() - 1, cron, "UTC"):
+        if tick.timestamp() >= end_of_day(day).timestamp():
+            return ticks
+        ticks.append(tick)
+    return ticks
+
+
+def run_replay(settings: Settings, home: CtHome, days: int, *, policy: str | None = None,
+               auto_approve: bool = False, progress: Callable[[int, int, dict], None] | None = None,
+               log: Callable[[str], None] = lambda _: None) -> ReplayResult:
+    settings = with_policy(settings, policy or settings.triggers.policy)
+    replay = Replay(settings, home, auto_approve=auto_approve, log=log)
+    records = []
+    for i in range(days):
+        day = settings.partitions.start_date + dt.timedelta(days=i)
+        records.append(replay.run_day(day))
+        if progress:
+            progress(i + 1, days, records[-1])
+    return ReplayResult(settings.triggers.policy, records, replay.golden_accuracies(),
+                        drift_start_day(settings), replay.failed)
