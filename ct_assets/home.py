@@ -18,8 +18,8 @@ from pathlib import Path
 CT_HOME_ENV = "CT_HOME"
 DEFAULT_CT_HOME = ".ct_home"
 
-# SQLite storage everywhere; concurrency limits on the training runs (issue 4) come
-# from the run coordinator's tag limits, so they are enforced by Dagster itself.
+# SQLite storage everywhere; the cap on concurrent training comes from Dagster's own
+# run tag limits and op pools, so it holds however a run was launched.
 DAGSTER_YAML = """\
 # Written by ct_assets. Scale-out swaps storage for Postgres and the run launcher
 # for Kubernetes here; no code changes.
@@ -31,15 +31,18 @@ local_artifact_storage:
   class: LocalArtifactStorage
   config:
     base_dir: {base_dir}
-run_coordinator:
-  module: dagster.core.run_coordinator
-  class: QueuedRunCoordinator
-  config:
+concurrency:
+  runs:
     max_concurrent_runs: 4
+    # Every triggered retrain carries ct/training=true: at most this many at once.
     tag_concurrency_limits:
       - key: ct/training
         value: "true"
         limit: {max_training_runs}
+  pools:
+    # lora_adapter runs in pool "training": at most this many training steps at once,
+    # however they were launched (sensor, schedule, UI, backfill).
+    default_limit: {max_training_runs}
 telemetry:
   enabled: false
 """

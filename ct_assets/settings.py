@@ -99,7 +99,7 @@ class DriftThresholds(_Strict):
     length_ks: float = Field(default=0.2, ge=0.0, le=1.0)
     oov_rate: float = Field(default=0.08, ge=0.0, le=1.0)
     text_auc: float = Field(default=0.75, ge=0.5, le=1.0)
-    concept_shift: float = Field(default=0.15, ge=0.0, le=1.0, description="largest per-class precision drop")
+    concept_shift: float = Field(default=0.18, ge=0.0, le=1.0, description="largest per-class precision drop")
 
 
 class DriftSettings(_Strict):
@@ -134,7 +134,7 @@ class TrainingSettings(_Strict):
     max_length: int = Field(default=64, ge=8)
     batch_size: int = Field(default=32, ge=1)
     max_epochs: int = Field(default=3, ge=1)
-    learning_rate: float = Field(default=1e-3, gt=0.0)
+    learning_rate: float = Field(default=5e-3, gt=0.0)
     patience: int = Field(default=2, ge=1, description="evals without improvement before stopping")
     eval_every_steps: int = Field(default=50, ge=1)
     checkpoint_every_steps: int = Field(default=50, ge=1)

@@ -97,6 +97,7 @@ class Replay:
         self.cursor = evaluate_automation_conditions(self.defs, self.instance, evaluation_time=start).cursor
         self.seen_run_keys: set[str] = set()
         self.static_version: int | None = None
+        self.last_bootstrap: dt.date | None = None
         self.failed: list[str] = []
 
     def _run(self, assets, key: str, tags: dict) -> bool:
@@ -194,7 +195,8 @@ class Replay:
             "triggers_fired": [], "retrained": False, "promoted": False, "promoted_version": None,
             "blocked_reasons": [], "auto_approved": False, "scenario_events": self._events(day),
         }
-        if champion is None and day >= self.bootstrap:
+        if champion is None and day >= self.bootstrap and self._may_bootstrap(day):
+            self.last_bootstrap = day
             self._retrain(day, "manual", None, record)
             self.static_version = self.registry.champion_version()
         elif champion is not None and self.settings.triggers.policy != "static":
@@ -205,6 +207,11 @@ class Replay:
                 self._retrain(day, name, request, record)
             self._promotion(day, record)
         return record
+
+    def _may_bootstrap(self, day: dt.date) -> bool:
+        # A first model that fails the gate is retried after the cooldown, with more data.
+        last = self.last_bootstrap
+        return last is None or (day - last).days >= max(1, self.settings.triggers.cooldown_days)
 
     def _events(self, day: dt.date) -> list[str]:
         idx = (day - self.settings.partitions.start_date).days

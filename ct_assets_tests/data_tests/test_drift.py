@@ -20,7 +20,8 @@ import pytest
 from ct_assets.data.drift import METRICS, compute_drift
 
 LABELS = ["billing", "refund", "shipping", "account_access"]
-THRESHOLDS = {"label_js": 0.1, "label_psi": 0.25, "length_ks": 0.2, "oov_rate": 0.08, "text_auc": 0.75}
+THRESHOLDS = {"label_js": 0.1, "label_psi": 0.25, "length_ks": 0.2, "oov_rate": 0.08, "text_auc": 0.75,
+              "concept_shift": 0.15}
 TS = dt.datetime(2026, 9, 1, 12, tzinfo=dt.timezone.utc)
 # Two disjoint topic vocabularies; texts are label-independent so that a label-prior shift
 # does not also move the text statistics (that would blur which metric reacts to what).
@@ -87,7 +88,11 @@ def test_each_change_flags_exactly_its_metrics(case, ref_kw, cur_kw, expected):
     result = drift(make_frame(2000, 1, **ref_kw), make_frame(600, 2, prefix="c", **cur_kw))
     assert set(result.drifted_metrics) == expected, result.to_markdown()
     assert result.verdict == ("drift" if expected else "stable")
-    assert all(result.scores[m] is not None for m in METRICS)
+    assert all(result.scores[m] is not None for m in METRICS if m != "concept_shift")
+    # These texts carry no label signal, so the label proxy is never confident and
+    # concept_shift honestly says "don't know" (its own cases are below).
+    assert result.scores["concept_shift"] is None
+    assert "insufficient confident predictions" in result.notes["concept_shift"]
 
 
 def test_text_auc_is_high_for_different_topics_and_near_chance_for_identical():
@@ -121,7 +126,7 @@ SMALL = [
     # 19 current rows: below the minimum for every score.
     (2000, 19, 1.0, set(METRICS)),
     # 500 current rows but only ~2% labelled (feedback still pending).
-    (2000, 500, 0.02, {"label_js", "label_psi"}),
+    (2000, 500, 0.02, {"label_js", "label_psi", "concept_shift"}),
     # 10 reference rows: nothing can be computed.
     (10, 500, 1.0, set(METRICS)),
     # Empty current day.
@@ -180,7 +185,96 @@ def test_report_formats():
     assert "| zorblax | 300 |" in md
 
 
-def test_missing_threshold_is_an_error():
-    with pytest.raises(ValueError, match="text_auc"):
+@pytest.mark.parametrize("key", ["text_auc", "concept_shift"])
+def test_missing_threshold_is_an_error(key):
+    with pytest.raises(ValueError, match=key):
         compute_drift(make_frame(50, 1), make_frame(50, 2), labels=LABELS,
-                      thresholds={k: v for k, v in THRESHOLDS.items() if k != "text_auc"})
+                      thresholds={k: v for k, v in THRESHOLDS.items() if k != key})
+
+
+# --- concept_shift: texts that carry their label --------------------------------------
+# Each label has its own words, and a quarter of billing texts are about "renewals" (a
+# sub-topic with words of its own, like the simulator's "cancel and refund me" tickets).
+LABEL_WORDS = {label: [f"{label[:4]}{i}" for i in range(30)] for label in LABELS}
+RENEWAL_WORDS = [f"renewal{i}" for i in range(15)]
+
+
+def make_labelled_frame(
+    n: int,
+    seed: int,
+    *,
+    label_p: tuple[float, ...] = UNIFORM,
+    renewal_label: str = "billing",
+    vocab_shift: bool = False,
+    prefix: str = "e",
+) -> pl.DataFrame:
+    """Texts: 6-10 words of the row's label plus 2 shared words; ``renewal_label`` is the
+    label the renewal sub-topic gets (the concept); ``vocab_shift`` swaps every word for an
+    unseen one of the same label (new wording, same meaning)."""
+    rng = np.random.default_rng(seed)
+    labels = rng.choice(LABELS, size=n, p=label_p).tolist()
+    texts, out_labels = [], []
+    for label in labels:
+        words = RENEWAL_WORDS if label == "billing" and rng.random() < 1 / 4 else LABEL_WORDS[label]
+        tokens = list(rng.choice(words, size=int(rng.integers(6, 11)))) + list(rng.choice(TOPIC_A, size=2))
+        if vocab_shift:
+            tokens = [f"new{t}" for t in tokens]
+        texts.append(" ".join(tokens))
+        out_labels.append(renewal_label if words is RENEWAL_WORDS else label)
+    return pl.DataFrame(
+        {"event_id": [f"{prefix}{seed}-{i:05d}" for i in range(n)], "event_ts": [TS] * n, "text": texts,
+         "label": out_labels, "label_ts": [TS] * n},
+        schema_overrides={"event_ts": pl.Datetime("us", "UTC"), "label_ts": pl.Datetime("us", "UTC")},
+    )
+
+
+CONCEPT_CASES = [
+    # Same world, different seed: the proxy is as precise today as on the reference.
+    ("identical", {}, set()),
+    # Renewal tickets are now labelled refund: P(text) is unchanged, so only the labelled
+    # metric sees it (the label prior moves a little too: 1/16 of rows change label).
+    ("renewals_relabelled", {"renewal_label": "refund"}, {"concept_shift"}),
+    # A prior shift with the same P(label | text): per-class precision holds (a milder
+    # shift than above: these texts carry their label, so at 70% billing the domain
+    # classifier would start to see it too, AUC ~0.73).
+    ("label_prior_shift", {"label_p": (0.5, 0.2, 0.15, 0.15)}, {"label_js", "label_psi"}),
+    # New wording, same meaning (covariate shift): the proxy cannot read it, so it is not
+    # confident and concept_shift has nothing to say - oov_rate and text_auc do.
+    ("new_wording", {"vocab_shift": True}, {"oov_rate", "text_auc"}),
+]
+
+
+@pytest.mark.parametrize(("case", "cur_kw", "expected"), CONCEPT_CASES, ids=[c[0] for c in CONCEPT_CASES])
+def test_concept_shift_flags_relabelling_only(case, cur_kw, expected):
+    result = drift(make_labelled_frame(2000, 1), make_labelled_frame(600, 2, prefix="c", **cur_kw))
+    assert set(result.drifted_metrics) == expected, result.to_markdown()
+    if case != "new_wording":
+        assert result.scores["concept_shift"] is not None
+    if case == "renewals_relabelled":
+        detail = result.concept_detail
+        assert (detail["class"], detail["confused_label"]) == ("billing", "refund")
+        assert detail["reference_precision"] > 0.95 and detail["current_precision"] < 0.85
+        wrong = detail["predictions"] - round(detail["current_precision"] * detail["predictions"])
+        assert detail["confused_rows"] == wrong  # every billing-predicted error is a relabelled renewal
+        drop = detail["reference_precision"] - detail["current_precision"]
+        assert result.scores["concept_shift"] == pytest.approx(drop)
+        meta = result.to_metadata()
+        assert json.loads(json.dumps(meta)) == meta
+        assert meta["concept_detail"]["confused_label"] == "refund"
+        assert "Concept shift: predicted `billing` precision" in result.to_markdown()
+        assert "most often labelled `refund`" in result.to_markdown()
+
+
+def test_concept_shift_needs_labels_and_enough_predictions():
+    reference = make_labelled_frame(2000, 1)
+    few_labels = make_labelled_frame(300, 2, prefix="c").with_columns(
+        pl.when(pl.int_range(pl.len()) < 19).then(pl.col("label")).otherwise(None).alias("label"))
+    result = drift(reference, few_labels)
+    assert result.scores["concept_shift"] is None and not result.flags["concept_shift"]
+    assert "insufficient labels" in result.notes["concept_shift"]
+    # 40 labelled rows over 4 classes: no class reaches the 15 predictions a precision needs.
+    result = drift(reference, make_labelled_frame(40, 2, prefix="c"), concept_min_rows=15)
+    assert result.scores["concept_shift"] is None
+    assert "insufficient confident predictions" in result.notes["concept_shift"]
+    result = drift(reference, make_labelled_frame(40, 2, prefix="c"), concept_min_rows=5)
+    assert result.scores["concept_shift"] is not None
