@@ -139,7 +139,7 @@ class TrainingSettings(_Strict):
     eval_every_steps: int = Field(default=50, ge=1)
     checkpoint_every_steps: int = Field(default=50, ge=1)
     ewc_lambda: float = Field(default=0.0, ge=0.0)
-    warm_start: bool = False
+    warm_start: bool = True
     seed: int = 13
     lora: LoraSettings = LoraSettings()
     base: BaseModelSettings = BaseModelSettings()
@@ -159,7 +159,7 @@ class AbsoluteGate(_Strict):
 class GateSettings(_Strict):
     min_improvement: float = Field(default=0.0, ge=-1.0, le=1.0)
     require_ci_above_zero: bool = True
-    max_forgetting: float = Field(default=0.03, ge=0.0, le=1.0)
+    max_forgetting: float = Field(default=0.05, ge=0.0, le=1.0)
     min_class_recall: float = Field(default=0.3, ge=0.0, le=1.0)
     bootstrap_samples: int = Field(default=1000, ge=100)
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)

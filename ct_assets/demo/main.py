@@ -23,9 +23,9 @@ POLICIES = ("static", "weekly", "drift", "volume", "combined")
 
 
 def fast_settings(settings: Settings) -> Settings:
-    """--fast: half the rows, a one-week window, two epochs."""
+    """--fast: half the rows, a one-week window, three epochs."""
     sim = settings.source.simulator.model_copy(update={"rows_per_day": 150})
-    tr = settings.training.model_copy(update={"window_days": 7, "max_epochs": 2, "min_rows": 100})
+    tr = settings.training.model_copy(update={"window_days": 7, "max_epochs": 3, "min_rows": 100})
     return settings.model_copy(update={
         "source": settings.source.model_copy(update={"simulator": sim}),
         "training": tr,

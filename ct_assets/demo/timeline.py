@@ -31,7 +31,7 @@ from ct_assets.settings import DriftThresholds
 
 Records = pl.DataFrame | Sequence[Mapping[str, Any]]
 
-DRIFT_METRICS: tuple[str, ...] = ("label_js", "label_psi", "length_ks", "oov_rate", "text_auc")
+DRIFT_METRICS: tuple[str, ...] = ("label_js", "label_psi", "length_ks", "oov_rate", "text_auc", "concept_shift")
 # The three that tell the demo's story (new words, separable texts, moved label prior);
 # the other two are in the per-day table.
 PLOTTED_DRIFT: tuple[str, ...] = ("oov_rate", "text_auc", "label_js")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 # Kept local (same order as ct_assets.data.drift.METRICS) so this module imports nothing
 # heavy; the order is the tie-break when two metrics are equally "dominant".
-DRIFT_METRICS: tuple[str, ...] = ("label_js", "label_psi", "length_ks", "oov_rate", "text_auc")
+DRIFT_METRICS: tuple[str, ...] = ("label_js", "label_psi", "length_ks", "oov_rate", "text_auc", "concept_shift")
 # Short names for reasons, e.g. "drift JS=0.21 > 0.10 ...".
 METRIC_SHORT_NAMES: dict[str, str] = {
     "label_js": "JS",
@@ -25,6 +25,7 @@ METRIC_SHORT_NAMES: dict[str, str] = {
     "length_ks": "length KS",
     "oov_rate": "OOV",
     "text_auc": "text AUC",
+    "concept_shift": "concept shift",
 }
 
 TRIGGERS: tuple[str, ...] = ("schedule", "drift", "accuracy", "volume", "freshness", "manual")

@@ -25,7 +25,14 @@ def test_replay_keeps_ct_ahead_of_static_after_concept_change(tmp_path):
         ],
         "reference.end": "2026-09-04",
         "triggers.policy": "combined",
-        "triggers.cooldown_days": 2,
+        "triggers.cooldown_days": 3,
+        "triggers.min_accuracy": 0.75,
+        # A 20-day replay has a 2-day holdout of ~100 labelled rows: a significance
+        # requirement there would block nearly every retrain, so the test gates on the
+        # point estimate and a looser forgetting bound (the gate itself is unit-tested).
+        "gate.require_ci_above_zero": False,
+        "gate.max_forgetting": 0.1,
+        "gate.min_class_recall": 0.1,
     }))
     home = make_home(tmp_path)
     result = run_replay(settings, home, 20)
