@@ -44,7 +44,7 @@ class ScenarioSettings(_Strict):
 
 class SimulatorSettings(_Strict):
     seed: int = 7
-    rows_per_day: int = Field(default=300, ge=1)
+    rows_per_day: int = Field(default=200, ge=1)
     same_day_label_share: float = Field(default=0.6, ge=0.0, le=1.0)
     max_label_delay_days: int = Field(default=3, ge=0)
     never_labelled_share: float = Field(default=0.1, ge=0.0, le=1.0)
@@ -133,7 +133,7 @@ class TrainingSettings(_Strict):
     min_rows: int = Field(default=200, ge=1)
     max_length: int = Field(default=64, ge=8)
     batch_size: int = Field(default=32, ge=1)
-    max_epochs: int = Field(default=3, ge=1)
+    max_epochs: int = Field(default=2, ge=1)
     learning_rate: float = Field(default=5e-3, gt=0.0)
     patience: int = Field(default=2, ge=1, description="evals without improvement before stopping")
     eval_every_steps: int = Field(default=50, ge=1)
@@ -182,7 +182,7 @@ class TriggerSettings(_Strict):
     use_estimated_accuracy: bool = True
     volume_rows: int = Field(default=10_000, ge=1)
     staleness_days: int = Field(default=14, ge=1)
-    cooldown_days: int = Field(default=3, ge=0)
+    cooldown_days: int = Field(default=5, ge=0)
     max_concurrent_training_runs: int = Field(default=1, ge=1)
 
     @model_validator(mode="after")

@@ -69,7 +69,7 @@ def build_data_assets(settings: Settings, partitions_def, automation=None) -> li
         io_manager_key="lake_io",
         backfill_policy=BackfillPolicy.single_run(),
         check_specs=[
-            AssetCheckSpec("raw_schema", asset="raw_window", description="the landing row contract holds"),
+            AssetCheckSpec("raw_schema", asset="raw_window", blocking=True, description="the landing row contract holds"),
             AssetCheckSpec("raw_has_rows", asset="raw_window", description="the day has data (warn)"),
         ],
         automation_condition=auto.get("raw_window"),

@@ -148,7 +148,7 @@ def build_model_assets(settings: Settings, partitions_def, automation=None) -> l
         pool="training",
         op_tags={"ct/training": "true"},
         check_specs=[
-            AssetCheckSpec("finite_loss", asset="lora_adapter"),
+            AssetCheckSpec("finite_loss", asset="lora_adapter", blocking=True),
             AssetCheckSpec("adapter_size_ratio", asset="lora_adapter",
                            description="adapter bytes are a small fraction of the base's"),
         ],
