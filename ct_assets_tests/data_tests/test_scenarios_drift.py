@@ -35,11 +35,15 @@ START = SETTINGS.partitions.start_date
 LABELS = SETTINGS.labels
 SCHEDULE = {s.name: s for s in SIM.scenarios}
 STABLE_DAYS = 30
+# The thresholds were calibrated (false-alarm and detection rates) at 300 rows/day; the
+# demo runs 200 rows/day for its time budget, where concept_shift sees fewer relabelled
+# rows per day. The test pins the calibration size so it checks the metric, not the demo.
+ROWS_PER_DAY = 300
 
 
 def sim_config(*scenarios: Scenario) -> SimulatorConfig:
     return SimulatorConfig(
-        labels=LABELS, seed=SIM.seed, rows_per_day=SIM.rows_per_day,
+        labels=LABELS, seed=SIM.seed, rows_per_day=ROWS_PER_DAY,
         same_day_label_share=SIM.same_day_label_share, max_label_delay_days=SIM.max_label_delay_days,
         never_labelled_share=SIM.never_labelled_share, scenarios=scenarios,
     )
