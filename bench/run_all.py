@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     if "quality" in selected and args.quality and not args.tiny:
         _log("quality (replay sweep) ...")
         t0 = time.perf_counter()
-        record("quality", quality.run(), time.perf_counter() - t0)
+        record("quality", quality.run(cache_dir=out / "quality_runs"), time.perf_counter() - t0)
     elif (previous := _load(out, "quality")) is not None and previous.get("status") == "measured" and not args.tiny:
         results["quality"] = previous  # an earlier separate sweep: kept, with its own date
     else:
