@@ -39,7 +39,7 @@ def child_env(ct_home: Path | None = None) -> dict[str, str]:
     Definitions, which would otherwise create ./.ct_home inside the repo.
     """
     env = dict(os.environ)
-    home = ct_home or Path(tempfile.mkdtemp(prefix="ct_bench_home_"))
+    home = ct_home or Path(os.environ.get("CT_HOME", ".ct_home")).resolve()
     env.update({
         "CT_HOME": str(home),
         "DAGSTER_HOME": str(home / "dagster"),
@@ -69,7 +69,9 @@ def run_child(module: str, args: Sequence[str], *, timeout: float, ct_home: Path
         result_file = Path(tmp) / "result.json"
         cmd = [sys.executable, "-m", module, *args, "--result-file", str(result_file)]
         started, load_before = time.perf_counter(), os.getloadavg()[0]
-        subprocess.run(cmd, cwd=REPO, env=child_env(ct_home), timeout=timeout, check=True,
+        # Without a given CT_HOME the child gets a private one in this temp dir (removed after).
+        home = ct_home or Path(tmp) / "ct_home"
+        subprocess.run(cmd, cwd=REPO, env=child_env(home), timeout=timeout, check=True,
                        stdout=sys.stderr, stderr=sys.stderr)
         result = json.loads(result_file.read_text())
     result["process_wall_seconds"] = round(time.perf_counter() - started, 3)

@@ -143,8 +143,12 @@ def _split_is(name: str):
 
 
 def run(tiny: bool, timeout: float = 1200) -> dict:
+    with tempfile.TemporaryDirectory(prefix="bench_cycle_") as tmp:
+        return _run(tiny, Path(tmp), timeout)
+
+
+def _run(tiny: bool, work: Path, timeout: float) -> dict:
     size = TINY if tiny else FULL
-    work = Path(tempfile.mkdtemp(prefix="bench_cycle_"))
     home = work / "ct_home"
     args = ["--days", str(size["days"])]
     if tiny:

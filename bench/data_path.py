@@ -189,8 +189,12 @@ def child_plain(args) -> dict:
 # ---- parent ------------------------------------------------------------------------------
 
 def run(tiny: bool, timeout: float = 900) -> dict:
+    with tempfile.TemporaryDirectory(prefix="bench_data_") as tmp:
+        return _run(tiny, Path(tmp), timeout)
+
+
+def _run(tiny: bool, work: Path, timeout: float) -> dict:
     size = TINY if tiny else FULL
-    work = Path(tempfile.mkdtemp(prefix="bench_data_"))
     landing = work / "landing"
     start = start_date(size["days"])  # once, in the parent: both children must agree on it
     t0 = time.perf_counter()

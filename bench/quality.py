@@ -26,7 +26,6 @@ import datetime as dt
 import importlib.util
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -109,10 +108,10 @@ def run(scenarios=SCENARIOS, variants=VARIANTS, days: int = DAYS, timeout: float
         if cached is not None and cached.is_file() and json.loads(cached.read_text()).get("days") == days:
             runs[f"{scenario}/{variant}"] = json.loads(cached.read_text())
             continue
-        home = Path(tempfile.mkdtemp(prefix=f"bench_quality_{scenario}_{variant}_")) / "ct_home"
+        # run_child gives the replay a private CT_HOME and removes it afterwards.
         result = run_child(
             "bench.quality", ["--child", "--scenario", scenario, "--variant", variant, "--days", str(days)],
-            timeout=timeout, ct_home=home)
+            timeout=timeout)
         result.update({"days": days, "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
         if cached is not None:
             cached.parent.mkdir(parents=True, exist_ok=True)

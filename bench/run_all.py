@@ -53,6 +53,30 @@ class LoadSampler:
         return {"min": min(self.samples), "mean": sum(self.samples) / len(self.samples), "max": max(self.samples)}
 
 
+def history_row(summary: dict, results: dict) -> dict:
+    """One line of bench/results/history.jsonl: the headline ratios of a full run and how
+    busy the machine was, so the report can show run-to-run variation, not one sample."""
+    t, d, c = (results.get(n) or {} for n in ("train_throughput", "data_path", "ct_cycle"))
+    return {
+        "date": summary["machine"]["date"], "load_average": summary["load_average"],
+        "total_seconds": summary["total_seconds"],
+        "train_vs_trainer": (t.get("ratios") or {}).get("samples_per_second_vs_trainer"),
+        "train_vs_trainer_grouped": (t.get("ratios") or {}).get("samples_per_second_vs_trainer_grouped"),
+        "train_rounds": t.get("rounds", 1),
+        "data_time_ratio": (d.get("ratios") or {}).get("time_dagster_vs_plain"),
+        "data_split": {"dagster_steps": (d.get("dagster") or {}).get("steps"),
+                       "dagster_run_overhead": (d.get("dagster") or {}).get("run_overhead_seconds"),
+                       "plain_stages": (d.get("plain") or {}).get("stages")},
+        "cycle_seconds": (c.get("chain") or {}).get("wall_seconds"),
+        "cycle_train_rows": (c.get("chain") or {}).get("train_rows"),  # the demo's window may change
+    }
+
+
+def load_history(out: Path) -> list[dict]:
+    path = out / "history.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
 def _load(out: Path, name: str) -> dict | None:
     path = out / f"{name}.json"
     return json.loads(path.read_text()) if path.is_file() else None
@@ -85,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         if summary is None:
             raise SystemExit(f"no summary.json in {out}: run the benchmarks first")
         results = {n: r for n in ORDER if (r := _load(out, n)) is not None}
-        report.write(md_path, results, summary)
+        report.write(md_path, results, summary, load_history(out))
         _log(f"report {md_path} rebuilt from {sorted(results)}")
         return 0
     selected = set(args.only or ORDER)
@@ -137,7 +161,10 @@ def main(argv: list[str] | None = None) -> int:
                                                  "seconds": round(total, 1)}]}
     summary["ratios"] = {name: r.get("ratios") for name, r in results.items()}
     write_result(out, "summary", summary)
-    report.write(md_path, results, summary)
+    if not args.only and not args.tiny:
+        with (out / "history.jsonl").open("a") as fh:
+            fh.write(json.dumps(history_row(summary, results), default=str) + "\n")
+    report.write(md_path, results, summary, load_history(out))
     _log(f"done in {total / 60:.1f} min; results in {out}, report {md_path}")
     return 0
 

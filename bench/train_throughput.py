@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -187,7 +188,7 @@ def child_project(args, data: dict) -> dict:
     )
     train = pl.DataFrame({"text": data["texts"], "label": data["labels"]})
     empty = train.clear()  # no validation rows: no evaluation anywhere in the loop
-    work = Path(tempfile.mkdtemp(prefix="bench_fit_"))
+    work = Path(os.environ["CT_HOME"]) / "fit"  # the child's private CT_HOME, removed by the parent
     outcome = fit_adapter(
         train=train, val=empty, replay=empty, labels=data["label_names"],
         base=BaseModelSpec(**data["base_spec"]),
@@ -247,7 +248,7 @@ def child_trainer(args, data: dict, grouped: bool) -> dict:
                                              lora_dropout=LORA["dropout"], target_modules=list(LORA["targets"])))
     setup = time.perf_counter() - started
 
-    work = tempfile.mkdtemp(prefix="bench_trainer_")
+    work = str(Path(os.environ["CT_HOME"]) / "trainer")
     t0 = time.perf_counter()
     ids = {n: i for i, n in enumerate(names)}
     enc = tokenizer(data["texts"], truncation=True, max_length=hp["max_length"])
@@ -360,9 +361,13 @@ def summarise(row: dict, shape: dict) -> dict:
 
 def run(tiny: bool, device: str = "auto", precision: str = "fp32", steps: int | None = None,
         timeout: float = 600) -> dict:
+    with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
+        return _run(tiny, Path(tmp), device, precision, steps, timeout)
+
+
+def _run(tiny: bool, work: Path, device: str, precision: str, steps: int | None, timeout: float) -> dict:
     size = TINY if tiny else FULL
     steps = steps or size["steps"]
-    work = Path(tempfile.mkdtemp(prefix="bench_train_"))
     n = steps * HPARAMS["batch_size"]  # exactly one epoch of exactly `steps` full batches
     texts, labels, names = simulated_rows(n + size["heldout_rows"])
     spec, base_dir = base_for(tiny, work)
