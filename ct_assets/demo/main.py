@@ -29,7 +29,6 @@ def fast_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={
         "source": settings.source.model_copy(update={"simulator": sim}),
         "training": tr,
-        "reference": settings.reference,
     })
 
 
