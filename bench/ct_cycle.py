@@ -42,7 +42,7 @@ CHAIN = ("training_dataset", "lora_adapter", "eval_report")
 def cycle_settings(tiny_base: str | None):
     import yaml
 
-    from ct_assets.settings import default_config_text, parse_settings
+    from ct_assets.core.settings import default_config_text, parse_settings
 
     raw = yaml.safe_load(default_config_text())
     if tiny_base:
@@ -53,9 +53,9 @@ def cycle_settings(tiny_base: str | None):
 
 
 def _setup(args):
+    from ct_assets.core.home import ct_home
     from ct_assets.definitions import build_definitions
-    from ct_assets.home import ct_home
-    from ct_assets.runner import instance_for
+    from ct_assets.orchestration.runner import instance_for
 
     settings = cycle_settings(args.tiny_base)
     home = ct_home()  # the temp CT_HOME the parent gave this child
@@ -71,7 +71,7 @@ def _steps(instance, run_id: str) -> dict[str, float]:
 
 
 def child_data(args) -> dict:
-    from ct_assets.runner import materialize_range
+    from ct_assets.orchestration.runner import materialize_range
 
     _, _, defs, instance, days = _setup(args)
     t0 = time.perf_counter()
@@ -100,8 +100,8 @@ def _dir_bytes(path: Path) -> int:
 
 
 def child_chain(args) -> dict:
-    from ct_assets.resources.lake import Lake
-    from ct_assets.runner import materialize_range
+    from ct_assets.lake.resources import Lake
+    from ct_assets.orchestration.runner import materialize_range
 
     settings, home, defs, instance, days = _setup(args)
     key = days[-1].isoformat()

@@ -49,7 +49,7 @@ def start_date(days: int) -> dt.date:
 def bench_settings(landing: Path, rows_per_day: int, start: dt.date):
     import yaml
 
-    from ct_assets.settings import default_config_text, parse_settings
+    from ct_assets.core.settings import default_config_text, parse_settings
 
     raw = yaml.safe_load(default_config_text())
     raw["partitions"]["start_date"] = start.isoformat()
@@ -63,7 +63,7 @@ def bench_settings(landing: Path, rows_per_day: int, start: dt.date):
 
 def simulate(landing: Path, days: int, rows_per_day: int, start: dt.date) -> int:
     """Write the landing zone once (untimed); returns the number of rows written."""
-    from ct_assets.data.simulator import Scenario, SimulatorConfig, write_day
+    from ct_assets.sim.simulator import Scenario, SimulatorConfig, write_day
 
     settings = bench_settings(landing, rows_per_day, start)
     sim = settings.source.simulator
@@ -103,9 +103,9 @@ def step_seconds(instance, run_id: str) -> dict[str, float]:
 def child_dagster(args) -> dict:
     from dagster import instance_for_test
 
+    from ct_assets.core.home import CtHome
     from ct_assets.definitions import build_definitions
-    from ct_assets.home import CtHome
-    from ct_assets.runner import materialize_range
+    from ct_assets.orchestration.runner import materialize_range
 
     settings = bench_settings(Path(args.landing), args.rows_per_day, dt.date.fromisoformat(args.start))
     home = CtHome(Path(args.work) / "ct_home").ensure()
@@ -126,11 +126,13 @@ def child_dagster(args) -> dict:
 def child_plain(args) -> dict:
     import polars as pl
 
-    from ct_assets.data.contract import read_landing_day
-    from ct_assets.data.drift import compute_drift
-    from ct_assets.data.expectations import validate_clean
-    from ct_assets.data.pit import labels_as_of, reference_days
-    from ct_assets.data.quality import split_rows
+    from ct_assets.core.schema import drift_columns
+    from ct_assets.core.time import labels_as_of
+    from ct_assets.drift.reference import reference_days
+    from ct_assets.drift.statistics import compute_drift
+    from ct_assets.ingest.contract import read_landing_day
+    from ct_assets.ingest.expectations import validate_clean
+    from ct_assets.ingest.quality import split_rows
 
     settings = bench_settings(Path(args.landing), args.rows_per_day, dt.date.fromisoformat(args.start))
     q, d = settings.quality, settings.drift
@@ -173,8 +175,7 @@ def child_plain(args) -> dict:
         result.clean.write_parquet(out / "clean" / f"{key}.parquet")
         result.quarantine.write_parquet(out / "quarantine" / f"{key}.parquet")
         pl.DataFrame([{"partition": key, "verdict": drift.verdict,
-                       **{f"score_{k}": v for k, v in meta["scores"].items()},
-                       **{f"flag_{k}": v for k, v in meta["flags"].items()}}]).write_parquet(
+                       **drift_columns(meta["scores"], meta["flags"])}]).write_parquet(
             out / "drift" / f"{key}.parquet")
         t5 = time.perf_counter()
         for name, seconds in (("read", t1 - t), ("split", t2 - t1), ("gx", t3 - t2), ("drift", t4 - t3),

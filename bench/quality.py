@@ -36,7 +36,7 @@ SCENARIOS = ("product_launch", "slang_shift", "label_shift", "concept_change")
 VARIANTS = ("replay", "no_replay", "ewc")
 ABLATION_SCENARIO = "concept_change"
 DAYS, DRIFT_DAY, LABEL_SHIFT_DAYS = 20, 9, 5
-EWC_LAMBDA = 1000.0  # Fisher values of a LoRA adapter are tiny; see ct_assets.ml.train.EwcPenalty
+EWC_LAMBDA = 1000.0  # Fisher values of a LoRA adapter are tiny; see ct_assets.training.loop.EwcPenalty
 POLICY = "combined"
 
 
@@ -50,8 +50,8 @@ def replay_available() -> bool:
 def quality_settings(scenario: str, variant: str):
     import yaml
 
+    from ct_assets.core.settings import default_config_text, parse_settings
     from ct_assets.demo.main import fast_settings
-    from ct_assets.settings import default_config_text, parse_settings
 
     raw = yaml.safe_load(default_config_text())
     spec = {"name": scenario, "start_day": DRIFT_DAY}
@@ -71,9 +71,9 @@ def quality_settings(scenario: str, variant: str):
 
 
 def child(args) -> dict:
+    from ct_assets.core.home import ct_home
     from ct_assets.demo.replay import run_replay
     from ct_assets.demo.timeline import policy_metrics
-    from ct_assets.home import ct_home
 
     settings = quality_settings(args.scenario, args.variant)
     home = ct_home().ensure(settings.triggers.max_concurrent_training_runs)

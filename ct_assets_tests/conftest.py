@@ -25,7 +25,12 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def sim_base_dir(tmp_path_factory):
     """A tiny random BERT whose WordPiece vocabulary is trained on simulator text."""
-    from ct_assets.ml.base_model import build_tiny_model
+    from ct_assets.training.base_model import build_tiny_model
     from ct_assets_tests.helpers import simulator_texts
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny_sim_base"), simulator_texts(), vocab_size=800)
+
+
+# The toy classification task and the tiny base the model tests share (training,
+# evaluation, registry): imported here so every test folder sees the same fixtures.
+from ct_assets_tests.toy_text import tiny_base_dir, tiny_peft, toy_data  # noqa: E402,F401

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from ct_assets.home import CtHome
-from ct_assets.settings import Settings, default_config_text, parse_settings
+from ct_assets.core.home import CtHome
+from ct_assets.core.settings import Settings, default_config_text, parse_settings
 
 START = dt.date(2026, 9, 1)
 
@@ -62,7 +62,7 @@ def model_settings(base_dir: Path, **overrides) -> Settings:
 
 
 def simulator_texts(n_days: int = 3) -> list[str]:
-    from ct_assets.data.simulator import SimulatorConfig, generate_day
+    from ct_assets.sim.simulator import SimulatorConfig, generate_day
 
     config = SimulatorConfig(labels=tuple(small_settings().labels), rows_per_day=200)
     return [r["text"] for i in range(n_days) for r in generate_day(config, START, START + dt.timedelta(days=i))

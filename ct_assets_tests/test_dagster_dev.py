@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from ct_assets.home import CtHome
+from ct_assets.core.home import CtHome
 
 REPO = Path(__file__).resolve().parents[1]
 PARTITION = "2026-09-02"

@@ -13,13 +13,14 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from ct_assets.data.simulator import write_day
+from ct_assets.core.home import CtHome
+from ct_assets.core.schema import MANUAL, REASON_TAG, TRIGGER_TAG, DayObservation
+from ct_assets.core.settings import Settings
 from ct_assets.demo.timeline import format_table
-from ct_assets.home import CtHome
-from ct_assets.resources.lake import Lake
-from ct_assets.resources.sources import SimulatorSource
-from ct_assets.runner import instance_for, materialize_range
-from ct_assets.settings import Settings
+from ct_assets.ingest.resources import SimulatorSource
+from ct_assets.lake.resources import Lake
+from ct_assets.orchestration.runner import instance_for, materialize_range
+from ct_assets.sim.simulator import write_day
 
 DATA_ASSETS = ("raw_window", "validated_window", "quarantined_rows", "drift_report")
 
@@ -42,8 +43,7 @@ def data_summary(lake: Lake, days: list[dt.date]) -> list[dict]:
         clean = lake.read("validated_window", key)
         bad = lake.read("quarantined_rows", key)
         drift = lake.read("drift_report", key)
-        d = drift.to_dicts()[0] if drift is not None else {}
-        drifted = [k.removeprefix("flag_") for k, v in d.items() if k.startswith("flag_") and v]
+        obs = DayObservation.from_frame(drift) if drift is not None else None
         reasons = (
             ",".join(f"{r}:{n}" for r, n in bad["reason"].value_counts(sort=True).iter_rows())
             if bad is not None and bad.height else ""
@@ -53,14 +53,14 @@ def data_summary(lake: Lake, days: list[dt.date]) -> list[dict]:
             "clean": clean.height if clean is not None else "-",
             "quarantined": bad.height if bad is not None else "-",
             "reasons": reasons[:40],
-            "drift": d.get("verdict", "blocked"),
-            "metrics": ",".join(drifted),
+            "drift": obs.verdict if obs else "blocked",
+            "metrics": ",".join(obs.drifted_metrics) if obs else "",
         })
     return rows
 
 
 def run_data_demo(settings: Settings, home: CtHome, defs, days: int) -> str:
-    from ct_assets.resources.wiring import build_source
+    from ct_assets.orchestration.resources import build_source
 
     source = build_source(settings, home)
     start = settings.partitions.start_date
@@ -73,7 +73,7 @@ def run_data_demo(settings: Settings, home: CtHome, defs, days: int) -> str:
     for day in simulated:
         result = materialize_range(
             defs, instance, DATA_ASSETS, day.isoformat(), day.isoformat(),
-            tags={"ct/trigger": "manual", "ct/reason": f"demo: data half for {day}"}, raise_on_error=False,
+            tags={TRIGGER_TAG: MANUAL, REASON_TAG: f"demo: data half for {day}"}, raise_on_error=False,
         )
         if not result.success:
             failed.append(day.isoformat())

@@ -12,11 +12,16 @@ import datetime as dt
 
 from tqdm import tqdm
 
+from ct_assets.core.home import CtHome
+from ct_assets.core.settings import Settings
 from ct_assets.demo.data_demo import run_data_demo
 from ct_assets.demo.replay import ReplayResult, run_replay
-from ct_assets.demo.timeline import format_table, policy_metrics, render_timeline_html, render_timeline_png
-from ct_assets.home import CtHome
-from ct_assets.settings import Settings
+from ct_assets.demo.timeline import (
+    format_table,
+    policy_metrics,
+    render_timeline_html,
+    render_timeline_png,
+)
 
 DEFAULT_DAYS = 60
 POLICIES = ("static", "weekly", "drift", "volume", "combined")

@@ -21,22 +21,33 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import polars as pl
-from dagster import AssetKey, DagsterInstance, build_schedule_context, build_sensor_context
-from dagster._core.definitions.declarative_automation.automation_condition_tester import (
+from dagster import (
+    AssetKey,
+    DagsterInstance,
+    build_schedule_context,
+    build_sensor_context,
     evaluate_automation_conditions,
 )
 
-from ct_assets.automation.approval import run_approve
-from ct_assets.automation.sensors import CHAIN
-from ct_assets.data.pit import labels_as_of
+from ct_assets.core.home import CtHome
+from ct_assets.core.schema import (
+    MANUAL,
+    REASON_TAG,
+    TRAINING_TAG,
+    TRIGGER_TAG,
+    DayObservation,
+)
+from ct_assets.core.settings import Settings
+from ct_assets.core.time import end_of_day, labels_as_of
 from ct_assets.definitions import build_definitions
-from ct_assets.home import CtHome
-from ct_assets.partitions import end_of_day
-from ct_assets.resources.lake import Lake
-from ct_assets.runner import materialize_range
-from ct_assets.settings import Settings
+from ct_assets.lake.resources import Lake
+from ct_assets.orchestration.dagster_private import cron_string_iterator
+from ct_assets.orchestration.runner import materialize_range
+from ct_assets.registry.jobs import run_approve
+from ct_assets.triggers.policy import TriggerRequest, choose_request
+from ct_assets.triggers.sensors import CHAIN, last_training_day
 
-SENSOR_ORDER = ("metric_retrain_sensor", "freshness_retrain_sensor", "volume_retrain_sensor")
+RETRAIN_SENSORS = ("metric_retrain_sensor", "freshness_retrain_sensor", "volume_retrain_sensor")
 AUTO_REVIEWER = "ct demo --auto-approve"
 
 
@@ -104,12 +115,12 @@ class Replay:
         result = materialize_range(self.defs, self.instance, assets, key, key, tags=tags,
                                    raise_on_error=False, console_level="WARNING")
         if not result.success:
-            self.failed.append(f"{key} {tags.get('ct/trigger', '')}: {','.join(assets)} (run {result.run_id})")
+            self.failed.append(f"{key} {tags.get(TRIGGER_TAG, '')}: {','.join(assets)} (run {result.run_id})")
         return result.success
 
     def _land_and_automate(self, day: dt.date) -> None:
         key = day.isoformat()
-        self._run(("raw_window",), key, {"ct/reason": f"files for {key} landed"})
+        self._run(("raw_window",), key, {REASON_TAG: f"files for {key} landed"})
         evaluation_time = end_of_day(day) + dt.timedelta(minutes=30)
         result = evaluate_automation_conditions(self.defs, self.instance, evaluation_time=evaluation_time,
                                                 cursor=self.cursor)
@@ -119,25 +130,30 @@ class Replay:
             for pk in result.get_requested_partitions(AssetKey(asset)):
                 by_partition.setdefault(pk, []).append(asset)
         for pk, assets in sorted(by_partition.items()):
-            self._run(tuple(assets), pk, {"ct/reason": f"automation: {pk} landed"})
+            self._run(tuple(assets), pk, {REASON_TAG: f"automation: {pk} landed"})
 
-    def _requests(self, day: dt.date) -> list[tuple[str, object]]:
-        out = []
-        for name in SENSOR_ORDER:
+    def _request(self, day: dt.date) -> TriggerRequest | None:
+        """What the daemon would launch today: every retrain sensor and the schedule are
+        evaluated (each asks the arbiter on its own), run_keys Dagster has already seen are
+        dropped, and the arbiter picks among what is left, exactly as for one sensor."""
+        requests = []
+        for name in RETRAIN_SENSORS:
             sensor = self.defs.resolve_sensor_def(name)
             data = sensor.evaluate_tick(build_sensor_context(instance=self.instance, definitions=self.defs,
                                                              sensor_name=name, resources=self.resources))
-            out += [(name, r) for r in data.run_requests or []]
-            if data.run_requests:
-                break  # one retrain per day: later sensors would be stopped by the cooldown
-        if not out:
-            sched = self.defs.resolve_schedule_def("weekly_retrain_schedule")
-            for tick in cron_ticks(sched.cron_schedule, day):
-                data = sched.evaluate_tick(build_schedule_context(
-                    instance=self.instance, scheduled_execution_time=tick, resources=self.resources,
-                    repository_def=self.defs.get_repository_def()))
-                out += [("weekly_retrain_schedule", r) for r in data.run_requests or []]
-        return out
+            requests += data.run_requests or []
+        sched = self.defs.resolve_schedule_def("weekly_retrain_schedule")
+        for tick in cron_ticks(sched.cron_schedule, day):
+            data = sched.evaluate_tick(build_schedule_context(
+                instance=self.instance, scheduled_execution_time=tick, resources=self.resources,
+                repository_def=self.defs.get_repository_def()))
+            requests += data.run_requests or []
+        candidates = [TriggerRequest(r.tags[TRIGGER_TAG], r.tags[REASON_TAG], r.partition_key, r.run_key)
+                      for r in requests if r.run_key not in self.seen_run_keys]
+        tg = self.settings.triggers
+        chosen, _ = choose_request(candidates, policy=tg.policy, last_training_day=last_training_day(self.instance),
+                                   today=day, cooldown_days=tg.cooldown_days)
+        return chosen
 
     def _promotion(self, day: dt.date, record: dict) -> None:
         sensor = self.defs.resolve_sensor_def("promotion_sensor")
@@ -167,17 +183,15 @@ class Replay:
             if self.auto_approve and "awaiting human approval" in r["blocked"] and challenger is not None:
                 run_approve(self.defs, self.instance, version=challenger, reviewer=AUTO_REVIEWER,
                             comment="auto-approved by the demo flag")
-                self._run(("champion",), day.isoformat(), {"ct/trigger": "manual",
-                                                           "ct/reason": f"auto-approval of v{challenger}"})
+                self._run(("champion",), day.isoformat(), {TRIGGER_TAG: MANUAL,
+                                                           REASON_TAG: f"auto-approval of v{challenger}"})
                 record["auto_approved"] = True
                 record["blocked_reasons"] = []
                 self._after_champion(day, record)
 
-    def _retrain(self, day: dt.date, trigger: str, request, record: dict) -> None:
-        tags = dict(request.tags) if request is not None else {
-            "ct/trigger": "manual", "ct/reason": f"bootstrap: first model as of {day}", "ct/training": "true"}
-        record["triggers_fired"].append(f"{tags['ct/trigger']}: {tags['ct/reason']}")
-        self.log(f"{day} retrain ({tags['ct/trigger']}): {tags['ct/reason']}")
+    def _retrain(self, day: dt.date, tags: dict[str, str], record: dict) -> None:
+        record["triggers_fired"].append(f"{tags[TRIGGER_TAG]}: {tags[REASON_TAG]}")
+        self.log(f"{day} retrain ({tags[TRIGGER_TAG]}): {tags[REASON_TAG]}")
         self._run(CHAIN, day.isoformat(), tags)
         record["retrained"] = True
         self._after_champion(day, record)
@@ -187,28 +201,29 @@ class Replay:
         champion = self.registry.champion_version()
         fresh = newly_labelled(self.lake, day, self.settings.source.simulator.max_label_delay_days)
         drift = self.lake.read("drift_report", day.isoformat())
-        d = drift.to_dicts()[0] if drift is not None else {}
+        obs = DayObservation.from_frame(drift) if drift is not None else None
         record = {
             "day": day, "champion_version": champion,
             "champion_accuracy": _accuracy(self.registry, champion, fresh),
             "static_accuracy": _accuracy(self.registry, self.static_version, fresh),
             "labelled_rows": fresh.height,
-            "drift_verdict": d.get("verdict", "blocked"),
-            "drifted_metrics": [k.removeprefix("flag_") for k, v in d.items() if k.startswith("flag_") and v],
-            **{k.removeprefix("score_"): v for k, v in d.items() if k.startswith("score_")},
+            # No drift report: a blocking check upstream stopped the day's data half.
+            "drift_verdict": obs.verdict if obs else "blocked",
+            "drifted_metrics": obs.drifted_metrics if obs else [],
+            **(obs.scores if obs else {}),
             "triggers_fired": [], "retrained": False, "promoted": False, "promoted_version": None,
             "blocked_reasons": [], "auto_approved": False, "scenario_events": self._events(day),
         }
         if champion is None and day >= self.bootstrap and self._may_bootstrap(day):
             self.last_bootstrap = day
-            self._retrain(day, "manual", None, record)
+            self._retrain(day, {TRIGGER_TAG: MANUAL, REASON_TAG: f"bootstrap: first model as of {day}",
+                                TRAINING_TAG: "true"}, record)
             self.static_version = self.registry.champion_version()
         elif champion is not None and self.settings.triggers.policy != "static":
-            for name, request in self._requests(day):
-                if request.run_key in self.seen_run_keys:
-                    continue
+            request = self._request(day)
+            if request is not None:
                 self.seen_run_keys.add(request.run_key)
-                self._retrain(day, name, request, record)
+                self._retrain(day, request.tags, record)
             self._promotion(day, record)
         return record
 
@@ -234,16 +249,14 @@ class Replay:
         for rec in sorted(events, key=lambda r: r.timestamp):
             meta = rec.asset_materialization.metadata
             if meta.get("moved") and meta["moved"].value:
-                tags = self.registry.registry.version_info(int(meta["to"].value)).tags
-                if "ct.golden_accuracy" in tags:
-                    out.append(float(tags["ct.golden_accuracy"]))
+                evaluation = self.registry.version(int(meta["to"].value)).evaluation
+                if evaluation is not None:
+                    out.append(evaluation.golden_accuracy)
         return out
 
 
 def cron_ticks(cron: str, day: dt.date) -> list[dt.datetime]:
     """The schedule's tick times that fall within ``day`` (UTC)."""
-    from dagster._utils.schedules import cron_string_iterator
-
     start = dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc)
     ticks = []
     for tick in cron_string_iterator(start.timestamp() - 1, cron, "UTC"):

@@ -27,11 +27,11 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from ct_assets.settings import DriftThresholds
+from ct_assets.core.schema import DRIFT_METRICS
+from ct_assets.core.settings import DriftThresholds
 
 Records = pl.DataFrame | Sequence[Mapping[str, Any]]
 
-DRIFT_METRICS: tuple[str, ...] = ("label_js", "label_psi", "length_ks", "oov_rate", "text_auc", "concept_shift")
 # The three that tell the demo's story (new words, separable texts, moved label prior);
 # the other two are in the per-day table.
 PLOTTED_DRIFT: tuple[str, ...] = ("oov_rate", "text_auc", "label_js")

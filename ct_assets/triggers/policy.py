@@ -6,7 +6,8 @@ a human sentence (``reason``, shown as the ``ct/reason`` run tag) and a determin
 ``run_key`` built from the *cause*, not the clock: Dagster drops a second RunRequest
 with a run_key it has already seen, so re-evaluating a sensor on the same evidence can
 never launch a second retrain. :func:`choose_request` then applies the policy, the
-cooldown and a fixed priority, and says why everything it did not pick was skipped.
+cooldown, the in-flight cap and a fixed priority, and says why everything it did not
+pick was skipped. It is the one arbiter: every sensor, the schedule and the replay call it.
 """
 
 from __future__ import annotations
@@ -15,18 +16,15 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-# Kept local (same order as ct_assets.data.drift.METRICS) so this module imports nothing
-# heavy; the order is the tie-break when two metrics are equally "dominant".
-DRIFT_METRICS: tuple[str, ...] = ("label_js", "label_psi", "length_ks", "oov_rate", "text_auc", "concept_shift")
-# Short names for reasons, e.g. "drift JS=0.21 > 0.10 ...".
-METRIC_SHORT_NAMES: dict[str, str] = {
-    "label_js": "JS",
-    "label_psi": "PSI",
-    "length_ks": "length KS",
-    "oov_rate": "OOV",
-    "text_auc": "text AUC",
-    "concept_shift": "concept shift",
-}
+from ct_assets.core.schema import (
+    DRIFT_METRICS,
+    MANUAL,
+    METRIC_SHORT_NAMES,
+    REASON_TAG,
+    TRAINING_TAG,
+    TRIGGER_TAG,
+    DayObservation,
+)
 
 TRIGGERS: tuple[str, ...] = ("schedule", "drift", "accuracy", "volume", "freshness", "manual")
 # A fast-moving quality problem outranks a statistical warning, which outranks the slow
@@ -46,22 +44,6 @@ DEFAULT_SCHEDULE_REASON = "weekly retrain (Sunday 23:00 UTC)"
 
 
 @dataclass(frozen=True)
-class DayObservation:
-    """What ``drift_report[day]`` recorded, reduced to what the triggers need."""
-
-    day: dt.date
-    scores: dict[str, float | None]
-    flags: dict[str, bool]
-    champion_accuracy: float | None
-    champion_labelled_rows: int
-    champion_estimated_accuracy: float | None
-
-    @property
-    def drifted(self) -> bool:
-        return any(self.flags.values())
-
-
-@dataclass(frozen=True)
 class TriggerRequest:
     trigger: str
     reason: str
@@ -74,7 +56,7 @@ class TriggerRequest:
 
     @property
     def tags(self) -> dict[str, str]:
-        return {"ct/trigger": self.trigger, "ct/reason": self.reason, "ct/training": "true"}
+        return {TRIGGER_TAG: self.trigger, REASON_TAG: self.reason, TRAINING_TAG: "true"}
 
 
 def _recent(observations: Sequence[DayObservation], today: dt.date, n: int) -> list[DayObservation]:
@@ -253,15 +235,18 @@ def choose_request(
     last_training_day: dt.date | None,
     today: dt.date,
     cooldown_days: int,
+    in_flight: int = 0,
+    max_in_flight: int | None = None,
 ) -> tuple[TriggerRequest | None, list[str]]:
     """Pick at most one request; return it with one sentence per candidate not picked.
 
-    Manual requests are not subject to the policy (a human asked) but do respect the
-    cooldown like every other cause, so a click cannot pile runs onto a running one.
+    In order: the policy (manual requests are exempt: a human asked), the cooldown and
+    the in-flight cap (which bind manual requests too, so a click cannot pile runs onto a
+    running one), then PRIORITY among what is left.
     """
     if policy not in POLICY_TRIGGERS:
         raise ValueError(f"unknown policy {policy!r}; expected one of {sorted(POLICY_TRIGGERS)}")
-    enabled = POLICY_TRIGGERS[policy] | {"manual"}
+    enabled = POLICY_TRIGGERS[policy] | {MANUAL}
     present = sorted((c for c in candidates if c is not None), key=lambda c: PRIORITY.index(c.trigger))
     skipped: list[str] = []
     allowed: list[TriggerRequest] = []
@@ -273,6 +258,8 @@ def choose_request(
     if not allowed:
         return None, skipped
     blocked = cooldown_blocks(last_training_day, today, cooldown_days)
+    if blocked is None and max_in_flight is not None and in_flight >= max_in_flight:
+        blocked = f"{in_flight} training run(s) in flight, at the cap of {max_in_flight}"
     if blocked is not None:
         skipped += [f"{c.trigger}: {c.reason} (skipped: {blocked})" for c in allowed]
         return None, skipped

@@ -13,7 +13,12 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from ct_assets.demo.timeline import format_table, policy_metrics, render_timeline_html, render_timeline_png
+from ct_assets.demo.timeline import (
+    format_table,
+    policy_metrics,
+    render_timeline_html,
+    render_timeline_png,
+)
 
 START = dt.date(2026, 9, 1)
 DRIFT_DAY = START + dt.timedelta(days=5)

@@ -280,6 +280,30 @@ def test_choose_rejects_unknown_policy():
 def test_policy_names_match_settings():
     from typing import get_args
 
-    from ct_assets.settings import TriggerSettings
+    from ct_assets.core.settings import TriggerSettings
 
     assert set(POLICY_TRIGGERS) == set(get_args(TriggerSettings.model_fields["policy"].annotation))
+
+
+@pytest.mark.parametrize(
+    ("in_flight", "cap", "runs"),
+    [
+        (0, 1, True),  # nothing running: the request goes ahead
+        (1, 1, False),  # at the cap: blocked, with the count in the reason
+        (1, 2, True),  # below a higher cap
+        (5, None, True),  # no cap given (the replay runs one day at a time)
+    ],
+)
+def test_choose_in_flight_cap(in_flight, cap, runs):
+    chosen, skipped = choose_request([DRIFT, SCHED], policy="combined", last_training_day=None, today=TODAY,
+                                     cooldown_days=3, in_flight=in_flight, max_in_flight=cap)
+    assert (chosen is not None) == runs
+    if not runs:
+        assert len(skipped) == 2 and all(f"{in_flight} training run(s) in flight" in s for s in skipped)
+
+
+def test_the_cap_binds_manual_requests_too():
+    manual = TriggerRequest("manual", "a person asked", "2026-09-21", "manual:x")
+    chosen, skipped = choose_request([manual], policy="static", last_training_day=None, today=TODAY,
+                                     cooldown_days=0, in_flight=1, max_in_flight=1)
+    assert chosen is None and "in flight" in skipped[0]

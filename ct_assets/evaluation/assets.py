@@ -1,0 +1,164 @@
+"""Evaluation: eval_report (challenger vs champion, and the gate) -> shadow_report.
+
+The gate and the shadow are blocking checks, so a failing challenger stops the chain
+inside the run. The gate's verdict is also written to the registry as a typed record
+(``registry.records.EvalRecord``) that promotion reads.
+"""
+
+import json
+from collections.abc import Mapping
+
+import polars as pl
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    MetadataValue,
+    Output,
+    asset,
+)
+
+from ct_assets.core import markdown
+from ct_assets.core.settings import Settings
+from ct_assets.core.time import day_of, labels_as_of
+from ct_assets.evaluation.challenger import evaluate_challenger
+from ct_assets.evaluation.resources import GoldenSetResource
+from ct_assets.evaluation.shadow import shadow_compare
+from ct_assets.orchestration.partitions import only_partition, single_row
+from ct_assets.orchestration.state import StateDirs
+from ct_assets.registry.records import EvalRecord
+from ct_assets.registry.resources import ModelRegistryResource
+from ct_assets.registry.runs import RunLog
+from ct_assets.training.window import SPLIT
+
+GROUP = "model"
+
+
+def build_evaluation_assets(settings: Settings, partitions_def, automation=None) -> list:
+    labels = list(settings.labels)
+    auto = automation or {}
+
+    @asset(
+        partitions_def=partitions_def,
+        group_name=GROUP,
+        io_manager_key="lake_io",
+        check_specs=[AssetCheckSpec("promotion_gate", asset="eval_report", blocking=True,
+                                    description="challenger beats champion, no forgetting, no class collapse")],
+        automation_condition=auto.get("eval_report"),
+    )
+    def eval_report(
+        context: AssetExecutionContext,
+        lora_adapter: Mapping[str, pl.DataFrame],
+        training_dataset: Mapping[str, pl.DataFrame],
+        registry: ModelRegistryResource,
+        golden: GoldenSetResource,
+        state: StateDirs,
+    ):
+        """Challenger vs champion on the golden set and the recent holdout, and the gate."""
+        key = only_partition(context)
+        adapter = single_row(lora_adapter, key, "lora_adapter")
+        version = adapter["version"]
+        holdout = training_dataset[key].filter(pl.col(SPLIT) == "holdout")
+        gold = golden.load()
+        champion = registry.champion_version()
+        outcome = evaluate_challenger(
+            registry.predictor(version),
+            registry.predictor(champion) if champion is not None else None,
+            holdout_texts=holdout["text"].to_list(), holdout_labels=holdout["label"].to_list(),
+            golden_texts=gold.texts, golden_labels=gold.labels,
+            labels=labels, gate_settings=settings.gate,
+            title=f"Challenger v{version} as of {key}",
+            challenger_name=f"v{version}", champion_name=f"v{champion}" if champion is not None else None,
+            seed=day_of(key).toordinal(),
+        )
+        d, inp = outcome.decision, outcome.gate_input
+        registry.registry.record_evaluation(version, EvalRecord(
+            passed=d.passed, reasons=tuple(d.reasons), champion=champion,
+            golden_accuracy=inp.challenger_golden["accuracy"],
+            calibration_json=outcome.calibration.to_json() if outcome.calibration is not None else None,
+        ))
+        run = RunLog(registry.registry, adapter["mlflow_run_id"])
+        out_dir = state.reports_dir() / "eval" / key
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "eval_report.md").write_text(outcome.markdown, encoding="utf-8")
+        (out_dir / "eval_recall.png").write_bytes(outcome.png)
+        run.artifacts(str(out_dir), "eval")
+        run.metrics({f"eval_{split_name}_{metric}": m[metric]
+                     for split_name, m in (("holdout", inp.challenger_holdout), ("golden", inp.challenger_golden))
+                     for metric in ("accuracy", "macro_f1", "ece") if m.get(metric) is not None})
+        row = {
+            "partition": key, "version": version, "champion_version": champion, "gate_passed": d.passed,
+            "reasons": "; ".join(d.reasons),
+            "holdout_accuracy": inp.challenger_holdout["accuracy"],
+            "golden_accuracy": inp.challenger_golden["accuracy"],
+            "champion_holdout_accuracy": inp.champion_holdout["accuracy"] if inp.champion_holdout else None,
+            "champion_golden_accuracy": inp.champion_golden["accuracy"] if inp.champion_golden else None,
+            "holdout_rows": holdout.height,
+        }
+        yield Output({key: pl.DataFrame([row])}, metadata={
+            "report": MetadataValue.md(outcome.markdown),
+            "gate": d.summary(),
+            "model_version": MetadataValue.text(str(version)),
+            "champion_version": MetadataValue.text(str(champion)),
+            "holdout_accuracy": inp.challenger_holdout["accuracy"],
+            "golden_accuracy": inp.challenger_golden["accuracy"],
+        })
+        yield AssetCheckResult(
+            check_name="promotion_gate", passed=d.passed, severity=AssetCheckSeverity.ERROR,
+            description=d.summary(),
+            metadata={"reasons": MetadataValue.json(d.reasons), "checks": MetadataValue.json(d.checks),
+                      "bootstrap": MetadataValue.json(list(inp.bootstrap) if inp.bootstrap else None)},
+        )
+
+    @asset(
+        partitions_def=partitions_def,
+        group_name=GROUP,
+        io_manager_key="lake_io",
+        deps=["eval_report"],
+        check_specs=[AssetCheckSpec("shadow_within_policy", asset="shadow_report", blocking=True)],
+        automation_condition=auto.get("shadow_report"),
+    )
+    def shadow_report(
+        context: AssetExecutionContext,
+        validated_window: Mapping[str, pl.DataFrame],
+        registry: ModelRegistryResource,
+    ):
+        """The challenger beside the champion on the day's traffic."""
+        key = only_partition(context)
+        challenger = registry.alias_version("challenger")
+        champion = registry.champion_version()
+        row = {"partition": key, "challenger_version": challenger, "champion_version": champion}
+        if challenger is None or challenger == champion or champion is None:
+            note = ("no challenger" if challenger is None else "challenger is already champion"
+                    if challenger == champion else "no champion yet: nothing to shadow against")
+            row.update({"passed": challenger is not None, "note": note, "counts": False})
+            report = {}
+        else:
+            start, end = registry.window_of(challenger)
+            traffic = labels_as_of(validated_window[key], day_of(key))
+            report = shadow_compare(
+                registry.predictor(challenger), registry.predictor(champion),
+                traffic["text"].to_list(), traffic["label"].to_list(),
+                min_agreement=settings.promotion.min_shadow_agreement,
+                max_accuracy_drop=settings.promotion.max_shadow_accuracy_drop,
+            )
+            # Only traffic after the challenger's window counts towards shadow_days: its
+            # own training days say nothing about how it does on new data.
+            row.update({"passed": report["passed"], "note": "; ".join(report["reasons"]),
+                        "counts": day_of(key) > end,
+                        **{k: v for k, v in report.items() if not isinstance(v, (dict, list)) and k != "passed"},
+                        "challenger_mix": json.dumps(report["challenger_mix"], sort_keys=True),
+                        "champion_mix": json.dumps(report["champion_mix"], sort_keys=True)})
+        yield Output({key: pl.DataFrame([row])}, metadata={
+            "challenger_version": MetadataValue.text(str(challenger)),
+            "champion_version": MetadataValue.text(str(champion)),
+            "report": MetadataValue.md(markdown.table([{k: v for k, v in row.items()}])),
+            **({"agreement": report["agreement"]} if report else {}),
+        })
+        # With shadow_days = 0 the shadow informs but does not gate: WARN does not block.
+        severity = AssetCheckSeverity.ERROR if settings.promotion.shadow_days > 0 else AssetCheckSeverity.WARN
+        yield AssetCheckResult(check_name="shadow_within_policy", passed=bool(row["passed"]),
+                               severity=severity, metadata={"note": row.get("note", "")})
+
+    return [eval_report, shadow_report]

@@ -1,0 +1,79 @@
+"""Challenger vs champion on the golden set and the recent holdout -> the gate.
+
+Framework-free: takes predictors (anything with ``predict(texts)``), returns metrics,
+the gate decision, the Markdown report and the plot, and the challenger's confidence
+calibration for the label-free accuracy estimate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ct_assets.evaluation.calibration import Calibration, fit_calibration
+from ct_assets.evaluation.gate import GateDecision, GateInput, decide_gate_from_settings
+from ct_assets.evaluation.metrics import classification_metrics, paired_bootstrap_diff
+from ct_assets.evaluation.report import recall_plot_png, render_eval_markdown
+
+# Calibration is stored as an MLflow tag (<= 5,000 chars): keep a coarse map.
+CALIBRATION_POINTS = 20
+
+
+@dataclass(frozen=True)
+class EvalOutcome:
+    gate_input: GateInput
+    decision: GateDecision
+    markdown: str
+    png: bytes
+    calibration: Calibration | None
+
+
+def _coarse(cal: Calibration, points: int = CALIBRATION_POINTS) -> Calibration:
+    if len(cal.x) <= points:
+        return cal
+    grid = np.linspace(min(cal.x), max(cal.x), points)
+    return Calibration(tuple(float(v) for v in grid), tuple(float(v) for v in np.interp(grid, cal.x, cal.y)))
+
+
+def evaluate_challenger(
+    challenger,
+    champion,
+    *,
+    holdout_texts: Sequence[str],
+    holdout_labels: Sequence[str],
+    golden_texts: Sequence[str],
+    golden_labels: Sequence[str],
+    labels: Sequence[str],
+    gate_settings,
+    title: str,
+    challenger_name: str,
+    champion_name: str | None,
+    seed: int = 0,
+) -> EvalOutcome:
+    if not holdout_texts:
+        raise ValueError("the recent holdout is empty: nothing to evaluate the challenger on")
+    labels = list(labels)
+    ch_hold = challenger.predict(list(holdout_texts))
+    ch_gold = challenger.predict(list(golden_texts))
+    ch_hold_m = classification_metrics(holdout_labels, ch_hold.labels, ch_hold.probs, labels)
+    ch_gold_m = classification_metrics(golden_labels, ch_gold.labels, ch_gold.probs, labels)
+    champ_hold_m = champ_gold_m = boot = None
+    if champion is not None:
+        cp_hold = champion.predict(list(holdout_texts))
+        cp_gold = champion.predict(list(golden_texts))
+        champ_hold_m = classification_metrics(holdout_labels, cp_hold.labels, cp_hold.probs, labels)
+        champ_gold_m = classification_metrics(golden_labels, cp_gold.labels, cp_gold.probs, labels)
+        boot = paired_bootstrap_diff(
+            holdout_labels, ch_hold.labels, cp_hold.labels, metric="accuracy",
+            samples=gate_settings.bootstrap_samples, confidence=gate_settings.confidence, seed=seed,
+        )
+    inp = GateInput(ch_hold_m, ch_gold_m, champ_hold_m, champ_gold_m, boot, gate_settings.confidence)
+    decision = decide_gate_from_settings(inp, gate_settings)
+    png = recall_plot_png(inp, min_class_recall=gate_settings.min_class_recall)
+    md = render_eval_markdown(inp, decision, title=title, challenger_name=challenger_name,
+                              champion_name=champion_name, png=png)
+    correct = np.array([p == t for p, t in zip(ch_hold.labels, holdout_labels)], dtype=float)
+    calibration = _coarse(fit_calibration(ch_hold.confidence, correct)) if len(correct) >= 10 else None
+    return EvalOutcome(inp, decision, md, png, calibration)

@@ -1,0 +1,249 @@
+"""Great Expectations suite for the clean frame, declared in code, with Data Docs.
+
+GX 1.x has no polars datasource, so the clean frame is validated as pandas (a pyarrow
+conversion of a few hundred rows costs well under a millisecond).
+
+Where GX writes: only under ``docs_dir``. The context is ephemeral (in-memory
+expectations/checkpoints, no ``gx/`` project folder), the ephemeral default docs site (a
+temp dir) is replaced by ours, and validation results are stored as JSON in
+``docs_dir/_results``. That last part is not optional: the Data Docs index builder lists
+(and *deletes* the HTML of) every validation page whose result is missing from the
+results store, so an in-memory store would wipe earlier partitions' pages whenever a new
+process (e.g. a Dagster step subprocess) builds the docs.
+
+Caching: importing GX takes ~2-3 s, so it is imported on first use (loading the Dagster
+code location stays fast) and one context per ``docs_dir`` is kept per process. Calls
+for many partitions reuse it; each call is a separate run (run_name, run_time) in the docs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from ct_assets.core.schema import CLEAN_COLUMNS
+
+# Set before GX is imported anywhere in this process: a pipeline step must not phone
+# home (and on air-gapped machines the attempt only adds timeouts).
+os.environ["GX_ANALYTICS_ENABLED"] = "false"
+
+SITE_NAME = "ct_data_docs"
+SUITE_NAME = "clean_window"
+RESULTS_SUBDIR = "_results"
+_RUN_NAME = re.compile(r"^\w[\w.=+-]*$")  # it becomes a directory name in the docs
+_MAX_EXAMPLES = 5
+
+
+class GxExecutionError(RuntimeError):
+    """GX raised while computing an expectation (GX records it; we refuse to hide it)."""
+
+
+@dataclass(frozen=True)
+class GxSummary:
+    success: bool
+    evaluated: int
+    successful: int
+    results: list[dict[str, Any]]  # JSON-safe, one per expectation
+    docs_index: Path | None
+    seconds: float
+
+
+@dataclass
+class _Runner:
+    context: Any
+    batch_definition: Any
+    lock: threading.Lock
+    params: tuple | None = None
+    checkpoint: Any = None
+
+
+_RUNNERS: dict[Path, _Runner] = {}
+_RUNNERS_LOCK = threading.Lock()
+
+
+def _new_runner(docs_dir: Path) -> _Runner:
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    defaults = InMemoryStoreBackendDefaults(init_temp_docs_sites=False)
+    stores = dict(defaults.stores)
+    stores[defaults.validation_results_store_name] = {
+        "class_name": "ValidationResultsStore",
+        "store_backend": {
+            "class_name": "TupleFilesystemStoreBackend",
+            "base_directory": str(docs_dir / RESULTS_SUBDIR),
+        },
+    }
+    site = {
+        "class_name": "SiteBuilder",
+        # No "how to" buttons: they link to GX cloud tutorials, noise for our users.
+        "show_how_to_buttons": False,
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+    }
+    config = DataContextConfig(
+        store_backend_defaults=defaults,
+        stores=stores,
+        data_docs_sites={SITE_NAME: site},
+        analytics_enabled=False,
+        # tqdm bars on stderr per validation clutter Dagster's compute logs.
+        progress_bars=ProgressBarsConfig(globally=False),
+    )
+    context = gx.get_context(mode="ephemeral", project_config=config)
+    asset = context.data_sources.add_pandas("ct").add_dataframe_asset("clean")
+    batch_definition = asset.add_batch_definition_whole_dataframe("whole_partition")
+    return _Runner(context=context, batch_definition=batch_definition, lock=threading.Lock())
+
+
+def _runner(docs_dir: Path) -> _Runner:
+    key = docs_dir.resolve()
+    with _RUNNERS_LOCK:
+        if key not in _RUNNERS:
+            _RUNNERS[key] = _new_runner(key)
+        return _RUNNERS[key]
+
+
+def build_suite(*, labels: Sequence[str], max_text_chars: int) -> Any:
+    """The clean-frame suite (a GX ExpectationSuite, not yet added to a context)."""
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    suite = gx.ExpectationSuite(name=SUITE_NAME)
+    for column in CLEAN_COLUMNS:
+        suite.add_expectation(gxe.ExpectColumnToExist(column=column))
+    for expectation in (
+        gxe.ExpectColumnValuesToNotBeNull(column="event_id"),
+        gxe.ExpectColumnValuesToBeUnique(column="event_id"),
+        gxe.ExpectColumnValuesToNotBeNull(column="event_ts"),
+        gxe.ExpectColumnValuesToNotBeNull(column="text"),
+        gxe.ExpectColumnValueLengthsToBeBetween(column="text", min_value=1, max_value=max_text_chars),
+        # Map expectations skip nulls: an unlabelled row is fine.
+        gxe.ExpectColumnValuesToBeInSet(column="label", value_set=list(labels)),
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="label_ts", column_B="event_ts", or_equal=True, ignore_row_if="either_value_is_missing"
+        ),
+    ):
+        suite.add_expectation(expectation)
+    return suite
+
+
+def _checkpoint(runner: _Runner, labels: Sequence[str], max_text_chars: int) -> Any:
+    """The checkpoint for these parameters, (re)declared only when they change."""
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+
+    params = (tuple(labels), max_text_chars)
+    if runner.params != params:
+        ctx = runner.context
+        # add_or_update: same names on every call, so redeclaring never collides.
+        suite = ctx.suites.add_or_update(build_suite(labels=labels, max_text_chars=max_text_chars))
+        definition = ctx.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=SUITE_NAME, data=runner.batch_definition, suite=suite)
+        )
+        runner.checkpoint = ctx.checkpoints.add_or_update(
+            gx.Checkpoint(
+                name=SUITE_NAME,
+                validation_definitions=[definition],
+                # site_names: build only our site, never anything GX might add by default.
+                actions=[UpdateDataDocsAction(name="update_data_docs", site_names=[SITE_NAME])],
+                result_format="SUMMARY",
+            )
+        )
+        runner.params = params
+    return runner.checkpoint
+
+
+def _json_safe(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return str(value)
+
+
+def _summarise(result: Any) -> dict[str, Any]:
+    config = result.expectation_config
+    kwargs = config.kwargs
+    column = kwargs.get("column") or ",".join(
+        str(kwargs[k]) for k in ("column_A", "column_B") if kwargs.get(k) is not None
+    )
+    detail = result.result or {}
+    return {
+        "expectation": config.type,
+        "column": column or None,
+        "success": bool(result.success),
+        "observed": _json_safe(detail.get("observed_value")),
+        "unexpected_count": detail.get("unexpected_count"),
+        "unexpected_percent": detail.get("unexpected_percent"),
+        "unexpected_examples": _json_safe(list(detail.get("partial_unexpected_list") or [])[:_MAX_EXAMPLES]),
+    }
+
+
+def _raise_on_exceptions(results: Sequence[Any], missing_columns: Sequence[str]) -> None:
+    # GX catches metric errors and reports them as a failed expectation; a broken
+    # expectation must not look like bad data, so surface it.
+    problems = []
+    for r in results:
+        info = r.exception_info or {}
+        infos = [info] if "raised_exception" in info else list(info.values())
+        for i in infos:
+            if i.get("raised_exception"):
+                problems.append(f"{r.expectation_config.type}: {i.get('exception_message')}")
+    if problems:
+        hint = f" (the clean frame lacks contract columns {list(missing_columns)})" if missing_columns else ""
+        raise GxExecutionError("Great Expectations raised while validating" + hint + ": " + "; ".join(problems))
+
+
+def validate_clean(
+    clean: pl.DataFrame,
+    *,
+    labels: Sequence[str],
+    max_text_chars: int,
+    docs_dir: Path,
+    run_name: str,
+) -> GxSummary:
+    """Validate one clean partition, add it to the Data Docs under ``docs_dir``."""
+    started = time.perf_counter()
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    if not _RUN_NAME.match(run_name):
+        raise ValueError(f"run_name {run_name!r} must match {_RUN_NAME.pattern} (it becomes a path)")
+    docs_dir = Path(docs_dir)
+    docs_dir.mkdir(parents=True, exist_ok=True)
+    # Only contract columns: extras may hold types pandas/GX handle poorly. A missing
+    # contract column is still validated (and recorded in the docs) before we raise.
+    frame = clean.select([c for c in CLEAN_COLUMNS if c in clean.columns]).to_pandas()
+    missing = [c for c in CLEAN_COLUMNS if c not in clean.columns]
+
+    runner = _runner(docs_dir)
+    with runner.lock:  # a GX context is not thread-safe
+        checkpoint = _checkpoint(runner, labels, max_text_chars)
+        # An explicit run_time keeps re-materialisations of a partition as separate runs.
+        run_id = RunIdentifier(run_name=run_name, run_time=dt.datetime.now(dt.timezone.utc))
+        outcome = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=run_id)
+
+    (validation,) = outcome.run_results.values()
+    _raise_on_exceptions(validation.results, missing)
+    results = [_summarise(r) for r in validation.results]
+    index = docs_dir / "index.html"
+    return GxSummary(
+        success=bool(validation.success),
+        evaluated=len(results),
+        successful=sum(r["success"] for r in results),
+        results=results,
+        docs_index=index if index.is_file() else None,
+        seconds=time.perf_counter() - started,
+    )

@@ -1,0 +1,61 @@
+"""Resources built from settings and CT_HOME: the only place that decides the environment."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from ct_assets.core.home import CtHome
+from ct_assets.core.settings import Settings
+from ct_assets.evaluation.resources import GoldenSetResource
+from ct_assets.ingest.resources import (
+    LandingZoneSource,
+    ScenarioConfig,
+    SimulatorSource,
+)
+from ct_assets.lake.resources import Lake, LakeIOManager
+from ct_assets.orchestration.state import StateDirs
+from ct_assets.registry.resources import ModelRegistryResource
+from ct_assets.training.resources import BaseModelResource
+
+MODEL_NAME = "ct_text_classifier"
+
+
+def build_source(settings: Settings, home: CtHome) -> LandingZoneSource:
+    src = settings.source
+    landing = str(home.resolve(src.path))
+    fail_on_empty = settings.partitions.fail_on_empty_day
+    if src.kind == "landing_zone":
+        return LandingZoneSource(path=landing, fail_on_empty_day=fail_on_empty)
+    sim = src.simulator
+    return SimulatorSource(
+        path=landing,
+        fail_on_empty_day=fail_on_empty,
+        labels=list(settings.labels),
+        start_date=settings.partitions.start_date.isoformat(),
+        seed=sim.seed,
+        rows_per_day=sim.rows_per_day,
+        same_day_label_share=sim.same_day_label_share,
+        max_label_delay_days=sim.max_label_delay_days,
+        never_labelled_share=sim.never_labelled_share,
+        scenarios=[ScenarioConfig(**s.model_dump()) for s in sim.scenarios],
+    )
+
+
+def build_resources(settings: Settings, home: CtHome) -> dict:
+    base = settings.training.base
+    return {
+        "source": build_source(settings, home),
+        "base_model": BaseModelResource(kind=base.kind, name=base.name, model_id=base.model_id),
+        "lake_io": LakeIOManager(base_path=str(home.lake)),
+        "lake": Lake(base_path=str(home.lake)),
+        "state": StateDirs(root=str(home.root)),
+        # The packaged data file, not the simulator module: nothing here imports sim/.
+        "golden": GoldenSetResource(path=str(resources.files("ct_assets.sim").joinpath("golden/golden_v1.jsonl"))),
+        "registry": ModelRegistryResource(
+            tracking_uri=home.mlflow_tracking_uri,
+            artifact_root=home.mlflow_artifact_root,
+            model_name=MODEL_NAME,
+            cache_dir=str(home.root / "cache" / "adapters"),
+            max_length=settings.training.max_length,
+        ),
+    }

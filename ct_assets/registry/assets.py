@@ -1,0 +1,84 @@
+"""Promotion: champion, the alias move after each day's promotion decision."""
+
+from collections.abc import Mapping
+
+import polars as pl
+from dagster import (
+    AssetExecutionContext,
+    MetadataValue,
+    Output,
+    asset,
+)
+
+from ct_assets.core.schema import run_story
+from ct_assets.core.settings import Settings
+from ct_assets.core.time import day_of
+from ct_assets.orchestration.partitions import only_partition, trailing_days
+from ct_assets.registry.promotion import (
+    PromotionInput,
+    passing_shadow_days,
+    promotion_blockers,
+)
+from ct_assets.registry.resources import ModelRegistryResource
+
+GROUP = "model"
+# How far back the shadow record is read for a waiting challenger (days). A challenger
+# that waits longer (for approval, say) counts only its shadow days within this reach.
+SHADOW_LOOKBACK_DAYS = 90
+
+
+def build_registry_assets(settings: Settings, partitions_def, automation=None) -> list:
+    promotion = settings.promotion
+    auto = automation or {}
+
+    @asset(
+        partitions_def=partitions_def,
+        group_name=GROUP,
+        io_manager_key="lake_io",
+        ins={"shadow_report": trailing_days(SHADOW_LOOKBACK_DAYS + 1)},
+        automation_condition=auto.get("champion"),
+        freshness_policy=auto.get("model_freshness"),
+    )
+    def champion(context: AssetExecutionContext, shadow_report: Mapping[str, pl.DataFrame],
+                 registry: ModelRegistryResource):
+        """The champion alias after this day's promotion decision (the audit trail)."""
+        key = only_partition(context)
+        challenger = registry.alias_version("challenger")
+        current = registry.champion_version()
+        reg = registry.registry
+        shadow_passes = 0
+        evaluation = approval = None
+        if challenger is not None and challenger != current:
+            info = registry.version(challenger)
+            evaluation, approval = info.evaluation, reg.approval(challenger)
+            shadow_passes = passing_shadow_days(
+                [frame.to_dicts()[0] for frame in shadow_report.values() if frame.height],
+                challenger=challenger, after=info.window[1], as_of=day_of(key))
+        blockers = promotion_blockers(PromotionInput(
+            challenger=challenger, champion=current, evaluation=evaluation, shadow_passes=shadow_passes,
+            shadow_days=promotion.shadow_days, require_approval=promotion.require_approval, approval=approval,
+        ))
+        row = {"partition": key, "from_version": current, "to_version": current, "moved": False,
+               "reason": "", "approver": "", "blocked": "; ".join(blockers)}
+        if not blockers:
+            approver = (approval or {}).get("reviewer") or "automatic (require_approval off)"
+            reason = (f"gate passed, {shadow_passes}/{promotion.shadow_days} shadow days"
+                      f"; trigger {run_story(context.run.tags)[0]}")
+            move = reg.promote(challenger, reason=reason, approver=approver,
+                               require_approval=promotion.require_approval)
+            row.update({"to_version": move.to_version, "moved": move.from_version != move.to_version,
+                        "reason": reason, "approver": approver})
+            context.log.info(f"champion: v{move.from_version} -> v{move.to_version} ({reason}; by {approver})")
+        else:
+            context.log.info(f"champion stays v{current}: {row['blocked']}")
+        yield Output({key: pl.DataFrame([row])}, metadata={
+            "champion_version": MetadataValue.text(str(row["to_version"])),
+            "from": MetadataValue.text(str(row["from_version"])),
+            "to": MetadataValue.text(str(row["to_version"])),
+            "moved": row["moved"],
+            "reason": row["reason"] or "-",
+            "approver": row["approver"] or "-",
+            "blocked": row["blocked"] or "-",
+        })
+
+    return [champion]

@@ -1,0 +1,78 @@
+"""Load a registered model (frozen base + adapter) by alias or version, and predict.
+
+The one entry point for prediction: the eval report, the drift report and the shadow
+all use it. Versions are immutable, so a downloaded, digest-verified adapter is cached
+on disk per version and a loaded predictor in memory per (registry, version).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+from ct_assets.training.adapter_io import load_adapter, read_manifest
+from ct_assets.training.base_model import BaseModelSpec, base_hash, resolve_base_dir
+from ct_assets.training.predict import Predictor
+
+_LOADED: OrderedDict[tuple, Predictor] = OrderedDict()
+_MAX_LOADED = 4
+
+
+class BaseMismatchError(RuntimeError):
+    """The base an adapter was trained on is not the base available here."""
+
+
+def resolve_version(registry, alias_or_version: int | str) -> int:
+    if isinstance(alias_or_version, int) or str(alias_or_version).isdigit():
+        return int(alias_or_version)
+    version = registry.get_alias(str(alias_or_version))
+    if version is None:
+        raise LookupError(f"model {registry.model_name}: no version has alias {alias_or_version!r}")
+    return version
+
+
+def base_spec_from_manifest(manifest: dict) -> BaseModelSpec:
+    base = manifest["base"]
+    return BaseModelSpec(kind=base["kind"], name=base["name"], model_id=base.get("model_id", ""))
+
+
+def adapter_dir_for(registry, version: int, cache_dir: Path) -> Path:
+    target = cache_dir / f"{registry.model_name}-v{version}"
+    adapter = target / "adapter"
+    if not (adapter / "adapter_model.safetensors").exists():
+        adapter = registry.download_adapter(version, target)
+    return adapter
+
+
+def load_predictor(
+    registry,
+    alias_or_version: int | str,
+    cache_dir: Path,
+    *,
+    max_length: int = 64,
+    batch_size: int = 64,
+    device: str = "auto",
+) -> Predictor:
+    """Base + adapter of a registered version, ready to ``predict(texts)``."""
+    version = resolve_version(registry, alias_or_version)
+    key = (registry.tracking_uri, registry.model_name, version, max_length, batch_size, device)
+    if key in _LOADED:
+        _LOADED.move_to_end(key)
+        return _LOADED[key]
+    adapter = adapter_dir_for(registry, version, Path(cache_dir))
+    manifest = read_manifest(adapter)
+    spec = base_spec_from_manifest(manifest)
+    expected = manifest["base"].get("hash")
+    if expected and spec.kind != "hub":
+        found = base_hash(resolve_base_dir(spec))
+        if found != expected:
+            raise BaseMismatchError(
+                f"version {version} was trained on base {spec.name} with hash {expected}, found {found}"
+            )
+    model, tokenizer, labels = load_adapter(spec, adapter)
+    predictor = Predictor(model, tokenizer, labels, max_length=max_length, batch_size=batch_size, device=device)
+    _LOADED[key] = predictor
+    while len(_LOADED) > _MAX_LOADED:
+        _LOADED.popitem(last=False)
+    return predictor
+

@@ -1,0 +1,53 @@
+"""Whether the champion alias may move to the challenger, and why not (pure)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from ct_assets.registry.records import EvalRecord
+
+
+@dataclass(frozen=True)
+class PromotionInput:
+    challenger: int | None
+    champion: int | None
+    evaluation: EvalRecord | None  # the gate's record for the challenger; None = not evaluated
+    shadow_passes: int
+    shadow_days: int
+    require_approval: bool
+    approval: dict | None  # the registry's approval record for the challenger
+
+
+def passing_shadow_days(rows: Iterable[Mapping], *, challenger: int, after: dt.date, as_of: dt.date) -> int:
+    """Days in (after, as_of] whose shadow_report row passed for ``challenger`` and counts
+    (traffic after its training window)."""
+    return sum(
+        1 for r in rows
+        if after < dt.date.fromisoformat(r["partition"]) <= as_of
+        and r["challenger_version"] == challenger and r["passed"] and r["counts"]
+    )
+
+
+def promotion_blockers(inp: PromotionInput) -> list[str]:
+    """Empty when promotion may proceed; else one sentence per unmet condition."""
+    if inp.challenger is None:
+        return ["no challenger registered"]
+    if inp.challenger == inp.champion:
+        return [f"version {inp.challenger} is already champion"]
+    reasons = []
+    if inp.evaluation is None:
+        reasons.append(f"gate not evaluated for version {inp.challenger}")
+    elif not inp.evaluation.passed:
+        reasons.append(f"gate failed for version {inp.challenger}")
+    # The first model has nothing to run in shadow beside: shadow days start with a champion.
+    if inp.champion is not None and inp.shadow_passes < inp.shadow_days:
+        reasons.append(f"shadow: {inp.shadow_passes} of {inp.shadow_days} required passing shadow days")
+    if inp.require_approval:
+        decision = (inp.approval or {}).get("decision")
+        if decision is None:
+            reasons.append(f"awaiting human approval of version {inp.challenger} (require_approval is on)")
+        elif decision != "approve":
+            reasons.append(f"version {inp.challenger} was rejected by {inp.approval.get('reviewer')}: {inp.approval.get('comment')}")
+    return reasons

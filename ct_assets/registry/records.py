@@ -1,0 +1,113 @@
+"""What the registry stores about a model version, as typed records (pure).
+
+MLflow keeps version metadata as string tags. Every tag key lives here, next to the
+record that reads it, so no asset, sensor or report parses tags on its own: they get a
+``ModelVersionInfo`` with typed fields (its window, its trigger, its evaluation record).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CHALLENGER, CHAMPION, PREVIOUS = "challenger", "champion", "previous_champion"
+STATUS, DIGEST, N_FILES = "ct.status", "ct.adapter_sha256", "ct.adapter_files"
+PARTITION, WINDOW_START, WINDOW_END = "ct.partition", "ct.window_start", "ct.window_end"
+TRIGGER, BASE_HASH, DAGSTER_RUN = "ct.trigger", "ct.base_hash", "ct.run_id"
+GATE, GATE_REASONS, GATE_CHAMPION = "ct.gate", "ct.gate.reasons", "ct.gate.champion"
+GOLDEN_ACCURACY, CALIBRATION = "ct.golden_accuracy", "ct.calibration"
+ROLLED_BACK_TS = "ct.rolled_back.ts"
+APPROVAL_KEYS = ("ts", "comment", "reviewer", "decision")  # write order: decision last
+# MLflow tag values are limited to 5,000 characters (SQL store); reasons are cut to fit.
+MAX_TAG_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class EvalRecord:
+    """The gate's verdict on a version, written by eval_report, read by promotion."""
+
+    passed: bool
+    reasons: tuple[str, ...]
+    champion: int | None  # the champion it was compared with; None for a first model
+    golden_accuracy: float
+    calibration_json: str | None = None  # evaluation.calibration.Calibration, as JSON
+
+    def to_tags(self) -> dict[str, str]:
+        tags = {GATE: "passed" if self.passed else "failed",
+                GATE_REASONS: "; ".join(self.reasons)[:MAX_TAG_CHARS],
+                GATE_CHAMPION: "" if self.champion is None else str(self.champion),
+                GOLDEN_ACCURACY: repr(float(self.golden_accuracy))}
+        if self.calibration_json is not None:
+            tags[CALIBRATION] = self.calibration_json
+        return tags
+
+    @classmethod
+    def from_tags(cls, tags: dict[str, str]) -> "EvalRecord | None":
+        if GATE not in tags:
+            return None
+        champion = tags.get(GATE_CHAMPION, "")
+        reasons = tags.get(GATE_REASONS, "")
+        return cls(passed=tags[GATE] == "passed", reasons=tuple(r for r in reasons.split("; ") if r),
+                   champion=int(champion) if champion.isdigit() else None,
+                   golden_accuracy=float(tags[GOLDEN_ACCURACY]), calibration_json=tags.get(CALIBRATION))
+
+
+@dataclass(frozen=True)
+class ModelVersionInfo:
+    version: int
+    run_id: str | None
+    source: str
+    status: str  # MLflow's: READY / PENDING_REGISTRATION / FAILED_REGISTRATION
+    aliases: tuple[str, ...]
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return self.tags.get(STATUS) == "complete"
+
+    @property
+    def window(self) -> tuple[dt.date, dt.date]:
+        """The training window (first day, as-of day) the version learnt from."""
+        try:
+            return dt.date.fromisoformat(self.tags[WINDOW_START]), dt.date.fromisoformat(self.tags[WINDOW_END])
+        except KeyError as err:
+            raise KeyError(f"model version {self.version} has no {err.args[0]} tag: not registered by "
+                           "lora_adapter") from None
+
+    @property
+    def trigger(self) -> str:
+        return self.tags.get(TRIGGER, "manual")
+
+    @property
+    def evaluation(self) -> EvalRecord | None:
+        return EvalRecord.from_tags(self.tags)
+
+    @property
+    def rolled_back(self) -> bool:
+        return bool(self.tags.get(ROLLED_BACK_TS))
+
+
+@dataclass(frozen=True)
+class AliasMove:
+    from_version: int | None  # champion before; equals to_version when nothing moved
+    to_version: int
+    reason: str
+    approver: str
+    ts: str
+
+
+def hash_tree(root: Path) -> dict[str, str]:
+    """{relative posix path: sha256} of every file under root."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            with p.open("rb") as fh:
+                out[p.relative_to(root).as_posix()] = hashlib.file_digest(fh, "sha256").hexdigest()
+    return out
+
+
+def tree_digest(hashes: dict[str, str]) -> str:
+    lines = "".join(f"{k}\0{v}\n" for k, v in sorted(hashes.items()))
+    return hashlib.sha256(lines.encode()).hexdigest()

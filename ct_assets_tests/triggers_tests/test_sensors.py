@@ -1,0 +1,209 @@
+"""Each retraining trigger fires on its cause and not otherwise, once per cause, and
+respects the cooldown; a stale model (freshness) leads to a request for the chain.
+
+Sensor ticks are evaluated with build_sensor_context on a real instance, over a real
+Parquet lake and a real MLflow registry (SQLite); only the drift reports are written
+directly, as rows with the schema drift_report stores.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+from dagster import (
+    AssetMaterialization,
+    build_schedule_context,
+    build_sensor_context,
+    instance_for_test,
+)
+from upath import UPath
+
+from ct_assets.core.schema import drift_columns
+from ct_assets.definitions import build_definitions
+from ct_assets.lake.parquet import partition_path, write_parquet_atomic
+from ct_assets.registry.mlflow_registry import AdapterRegistry
+from ct_assets.triggers.sensors import CHAIN
+from ct_assets_tests.helpers import START, make_home, small_settings
+
+THRESHOLDS = small_settings().drift.thresholds.model_dump()
+
+
+def _drift_row(day: dt.date, *, drifted=(), accuracy=0.9, labelled=150, estimated=0.9) -> dict:
+    row = {"partition": day.isoformat(), "verdict": "drift" if drifted else "stable",
+           "champion_accuracy": accuracy, "champion_labelled_rows": labelled,
+           "champion_estimated_accuracy": estimated}
+    scores = {metric: limit * (2 if metric in drifted else 0.5) for metric, limit in THRESHOLDS.items()}
+    return row | drift_columns(scores, {metric: metric in drifted for metric in THRESHOLDS})
+
+
+class World:
+    """A CT_HOME with a lake of drift reports and clean rows, and a champion in MLflow."""
+
+    def __init__(self, tmp_path, **overrides):
+        self.settings = small_settings(**overrides)
+        self.home = make_home(tmp_path)
+        self.defs = build_definitions(self.settings, self.home)
+        self.lake = UPath(str(self.home.lake))
+
+    def drift(self, day: dt.date, **kw) -> None:
+        write_parquet_atomic(pl.DataFrame([_drift_row(day, **kw)]), partition_path(self.lake, ["drift_report"], day.isoformat()))
+
+    def clean(self, day: dt.date, labelled: int) -> None:
+        ts = dt.datetime.combine(day, dt.time(12), tzinfo=dt.timezone.utc)
+        frame = pl.DataFrame({
+            "event_id": [f"{day}-{i}" for i in range(labelled)], "event_ts": [ts] * labelled,
+            "text": ["x"] * labelled, "label": ["billing"] * labelled, "label_ts": [ts] * labelled,
+        })
+        write_parquet_atomic(frame, partition_path(self.lake, ["validated_window"], day.isoformat()))
+
+    def champion(self, tmp_path, window_end: dt.date) -> None:
+        reg = AdapterRegistry(self.home.mlflow_tracking_uri, self.home.mlflow_artifact_root)
+        adapter = tmp_path / "adapter"
+        adapter.mkdir(exist_ok=True)
+        (adapter / "adapter_model.safetensors").write_bytes(b"weights")
+        start = window_end - dt.timedelta(days=13)
+        info = reg.register_adapter(reg.create_run("test"), adapter, {
+            "ct.window_start": start.isoformat(), "ct.window_end": window_end.isoformat(), "ct.gate": "passed"})
+        reg.promote(info.version, reason="test", approver="test")
+
+    def tick(self, instance, name: str):
+        sensor = self.defs.resolve_sensor_def(name)
+        return sensor.evaluate_tick(build_sensor_context(
+            instance=instance, definitions=self.defs, sensor_name=name, resources=self.defs.resources))
+
+
+def day(i: int) -> dt.date:
+    return START + dt.timedelta(days=i)
+
+
+@pytest.mark.parametrize(
+    "flagged_days, expect",
+    [
+        # 2 of the last 3 days drifted (k=2, n=3): fires, naming the metric
+        ([18, 19], "drift OOV"),
+        # a single drifted day is noise: no retrain
+        ([19], None),
+        # drift only on days the champion already trained on: nothing new
+        ([10, 11], None),
+    ],
+)
+def test_drift_fires_on_k_of_n(tmp_path, flagged_days, expect):
+    w = World(tmp_path)
+    w.champion(tmp_path, window_end=day(12))
+    for i in range(10, 20):
+        w.drift(day(i), drifted=("oov_rate",) if i in flagged_days else ())
+    with instance_for_test() as instance:
+        data = w.tick(instance, "metric_retrain_sensor")
+    if expect is None:
+        assert not data.run_requests, data.run_requests
+    else:
+        (req,) = data.run_requests
+        assert req.tags["ct/trigger"] == "drift" and req.tags["ct/reason"].startswith(expect)
+        assert req.partition_key == day(19).isoformat()
+        assert [k.to_user_string() for k in req.asset_selection] == list(CHAIN)
+
+
+@pytest.mark.parametrize(
+    "accuracy, labelled, estimated, trigger",
+    [
+        # measured accuracy below min_accuracy (0.8) on enough labels
+        (0.7, 150, 0.9, "accuracy"),
+        # few labels yet: the label-free estimate decides, and it is low
+        (None, 5, 0.7, "accuracy"),
+        # healthy on both
+        (0.92, 150, 0.9, None),
+    ],
+)
+def test_accuracy_fires_on_measured_or_estimated_accuracy(tmp_path, accuracy, labelled, estimated, trigger):
+    w = World(tmp_path)
+    w.champion(tmp_path, window_end=day(12))
+    w.drift(day(15), accuracy=accuracy, labelled=labelled, estimated=estimated)
+    with instance_for_test() as instance:
+        data = w.tick(instance, "metric_retrain_sensor")
+    assert [r.tags["ct/trigger"] for r in data.run_requests] == ([trigger] if trigger else [])
+
+
+def test_volume_fires_once_past_the_setting(tmp_path):
+    w = World(tmp_path, **{"triggers.volume_rows": 500})
+    w.champion(tmp_path, window_end=day(12))
+    w.drift(day(15))
+    for i in range(10, 16):
+        w.clean(day(i), 200)  # 3 days after the window end: 600 rows > 500
+    with instance_for_test() as instance:
+        (req,) = w.tick(instance, "volume_retrain_sensor").run_requests
+        assert req.tags["ct/trigger"] == "volume" and "600" in req.tags["ct/reason"]
+        assert req.run_key == f"volume:{day(12).isoformat()}"
+    w2 = World(tmp_path / "few", **{"triggers.volume_rows": 500})
+    w2.champion(tmp_path / "few", window_end=day(14))
+    w2.drift(day(15))
+    for i in range(10, 16):
+        w2.clean(day(i), 200)  # only 1 day after the window end: 200 rows
+    with instance_for_test() as instance:
+        assert not w2.tick(instance, "volume_retrain_sensor").run_requests
+
+
+def test_freshness_failure_requests_the_downstream_chain(tmp_path):
+    w = World(tmp_path, **{"triggers.staleness_days": 5})
+    w.champion(tmp_path, window_end=day(10))
+    w.drift(day(16))  # 6 days of data since the window end > 5
+    with instance_for_test() as instance:
+        (req,) = w.tick(instance, "freshness_retrain_sensor").run_requests
+    assert req.tags["ct/trigger"] == "freshness"
+    assert [k.to_user_string() for k in req.asset_selection] == list(CHAIN)
+    assert req.partition_key == day(16).isoformat()
+
+
+def test_cooldown_and_policy_block_and_say_why(tmp_path):
+    w = World(tmp_path, **{"triggers.cooldown_days": 3})
+    w.champion(tmp_path, window_end=day(12))
+    w.drift(day(15), accuracy=0.5)
+    with instance_for_test() as instance:
+        instance.report_runless_asset_event(AssetMaterialization("lora_adapter", partition=day(14).isoformat()))
+        data = w.tick(instance, "metric_retrain_sensor")
+        assert not data.run_requests and "cooldown" in data.skip_message
+    w2 = World(tmp_path / "static", **{"triggers.policy": "static"})
+    w2.champion(tmp_path / "static", window_end=day(12))
+    w2.drift(day(15), accuracy=0.5)
+    with instance_for_test() as instance:
+        data = w2.tick(instance, "metric_retrain_sensor")
+        assert not data.run_requests and "policy 'static'" in data.skip_message
+
+
+def test_the_same_cause_has_the_same_run_key(tmp_path):
+    """The daemon drops a RunRequest whose run_key it has seen: one retrain per cause."""
+    w = World(tmp_path)
+    w.champion(tmp_path, window_end=day(12))
+    for i in range(17, 20):
+        w.drift(day(i), drifted=("text_auc",))
+    with instance_for_test() as instance:
+        first = w.tick(instance, "metric_retrain_sensor").run_requests[0].run_key
+        again = w.tick(instance, "metric_retrain_sensor").run_requests[0].run_key
+    assert first == again
+
+
+def test_weekly_schedule_retrains_as_of_the_newest_complete_day(tmp_path):
+    w = World(tmp_path, **{"triggers.policy": "weekly"})
+    w.drift(day(3))
+    w.drift(day(4))
+    w.drift(day(5))  # Sunday's own report may exist early; its partition is still open
+    sunday = dt.datetime.combine(day(5), dt.time(23), tzinfo=dt.timezone.utc)
+    assert sunday.weekday() == 6
+    sched = w.defs.resolve_schedule_def("weekly_retrain_schedule")
+    with instance_for_test() as instance:
+        data = sched.evaluate_tick(build_schedule_context(instance=instance, scheduled_execution_time=sunday,
+                                                          resources=w.defs.resources,
+                                                          repository_def=w.defs.get_repository_def()))
+    (req,) = data.run_requests
+    assert req.tags["ct/trigger"] == "schedule" and req.partition_key == day(4).isoformat()
+
+
+def test_triggers_start_running_by_default(tmp_path):
+    from dagster import DefaultScheduleStatus, DefaultSensorStatus
+
+    w = World(tmp_path)
+    for sensor in w.defs.sensors:
+        assert sensor.default_status == DefaultSensorStatus.RUNNING, sensor.name
+    for schedule in w.defs.schedules:
+        assert schedule.default_status == DefaultScheduleStatus.RUNNING, schedule.name
