@@ -2,7 +2,7 @@
 
 Both paths read the same pre-simulated landing files (simulated once, untimed) and do
 the same per-day work: read_landing_day -> split_rows -> GX validate_clean (with its
-Data Docs) -> compute_drift against the configured reference days -> Parquet for raw,
+Data Docs) -> drift (drift_of_day) against the configured reference days -> Parquet for raw,
 clean, quarantined rows and the drift row. Each path runs in its own subprocess, so both
 pay the lazy GX import and their own caches.
 
@@ -128,8 +128,8 @@ def child_plain(args) -> dict:
 
     from ct_assets.core.schema import drift_columns
     from ct_assets.core.time import labels_as_of
+    from ct_assets.drift.daily import drift_of_day
     from ct_assets.drift.reference import reference_days
-    from ct_assets.drift.statistics import compute_drift
     from ct_assets.ingest.contract import read_landing_day
     from ct_assets.ingest.expectations import validate_clean
     from ct_assets.ingest.quality import split_rows
@@ -166,16 +166,16 @@ def child_plain(args) -> dict:
         current = labels_as_of(result.clean, day)
         ref_frames = [clean_by_day[r] for r in ref_days if r in clean_by_day]
         reference = labels_as_of(pl.concat(ref_frames, how="diagonal_relaxed"), day) if ref_frames else current.clear()
-        drift = compute_drift(reference, current, labels=labels, thresholds=d.thresholds.model_dump(),
-                              top_new_terms=d.top_new_terms, min_term_count=d.min_term_count,
-                              sample_rows=d.sample_rows, seed=day.toordinal())
+        # The production path: thresholds resolved (calibrated on the reference when "auto").
+        drift = drift_of_day(reference, current, quarantine=result.quarantine, day=day, labels=labels, drift=d,
+                             k=settings.triggers.drift_k, n=settings.triggers.drift_n, cache_dir=out / "cache")
         t4 = time.perf_counter()
         meta = drift.to_metadata()
         raw.write_parquet(out / "raw" / f"{key}.parquet")
         result.clean.write_parquet(out / "clean" / f"{key}.parquet")
         result.quarantine.write_parquet(out / "quarantine" / f"{key}.parquet")
         pl.DataFrame([{"partition": key, "verdict": drift.verdict,
-                       **drift_columns(meta["scores"], meta["flags"])}]).write_parquet(
+                       **drift_columns(meta["scores"], meta["flags"], meta["thresholds"], meta["p_values"])}]).write_parquet(
             out / "drift" / f"{key}.parquet")
         t5 = time.perf_counter()
         for name, seconds in (("read", t1 - t), ("split", t2 - t1), ("gx", t3 - t2), ("drift", t4 - t3),

@@ -1,11 +1,13 @@
-"""`ct`: the command line. init, demo, approve, rollback."""
+"""`ct`: the command line. init, demo, approve, rollback, backtest, import, golden carve."""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import sys
 import time
+from pathlib import Path
 
 from ct_assets.core.home import ct_home
 from ct_assets.core.settings import SettingsError, get_settings
@@ -49,6 +51,107 @@ def _cmd_rollback(args) -> int:
     return 0
 
 
+def _cmd_backtest(args) -> int:
+    from ct_assets.demo.backtest import BacktestError, StableDays, run_backtest
+
+    started = time.perf_counter()
+    try:
+        stable = StableDays.parse(args.stable) if args.stable else None
+        print(run_backtest(get_settings(), ct_home(), start=args.start, end=args.end,
+                           compare_policies=args.compare_policies, stable=stable, json_path=args.json))
+    except BacktestError as err:
+        print(f"ct backtest: {err}", file=sys.stderr)
+        return 2
+    print(f"backtest finished in {time.perf_counter() - started:.0f} s; open the UI with `make dev`")
+    return 0
+
+
+def _add_backtest(sub) -> None:
+    bt = sub.add_parser("backtest", help="replay your own landing zone's days through the real Definitions")
+    bt.add_argument("--start", type=dt.date.fromisoformat, default=None,
+                    help="first day (default: the first day folder, not before partitions.start_date)")
+    bt.add_argument("--end", type=dt.date.fromisoformat, default=None, help="last day (default: the last day folder)")
+    bt.add_argument("--compare-policies", action="store_true", help="replay every trigger policy, each in its own "
+                    "CT_HOME/backtests/<policy>")
+    bt.add_argument("--stable", default=None, metavar="D1..D2",
+                    help="days you know were ordinary: drift alarms on them are counted as false alarms")
+    bt.add_argument("--json", type=Path, default=None, help="write the per-policy figures here")
+    bt.set_defaults(func=_cmd_backtest)
+
+
+def _cmd_import(args) -> int:
+    from ct_assets.ingest.importer import ColumnMap, ImporterError, import_files
+
+    settings = get_settings()
+    landing = ct_home().resolve(settings.source.path)
+    columns = ColumnMap(text=args.text, label=args.label, time=args.time, label_time=args.label_time, id=args.id)
+    try:
+        result = import_files(args.files, landing, columns, tz=args.tz, time_format=args.time_format,
+                              labels=settings.labels, start_date=settings.partitions.start_date)
+    except ImporterError as err:
+        print(f"ct import: {err}", file=sys.stderr)
+        return 2
+    print(result.report())
+    if settings.source.kind != "landing_zone":
+        # The simulator source writes its own days into the same folder: the assets would mix them in.
+        print(f"ct import: warning: source.kind is {settings.source.kind!r}; set `source: {{kind: landing_zone}}` "
+              "in ct.yaml so the assets read only your files", file=sys.stderr)
+    if not result.placed:
+        print("ct import: no row could be placed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_golden_carve(args) -> int:
+    from ct_assets.evaluation.carve import CarveError, carve_golden
+
+    settings = get_settings()
+    try:
+        result = carve_golden(ct_home().lake, start=args.start, end=args.end, per_label=args.per_label,
+                              out=args.out, labels=settings.labels)
+    except CarveError as err:
+        print(f"ct golden carve: {err}", file=sys.stderr)
+        return 2
+    print(result.report())
+    return 0
+
+
+def _add_import_parser(sub) -> None:
+    imp = sub.add_parser(
+        "import", help="bring your own labelled, timestamped export into the landing zone",
+        description="Write CSV/JSONL/JSON/Parquet exports into the configured landing zone (source.path), one "
+        "dt=YYYY-MM-DD/import-<stem>.jsonl per UTC day and file, in the row contract. Without --label-time a "
+        "labelled row's label_ts is its event time: labels are treated as known at event time, so point-in-time "
+        "cuts and backtests see each label the moment its event happened (optimistic about feedback delay).")
+    imp.add_argument("files", nargs="+", metavar="FILE", help="exports: .csv, .jsonl, .ndjson, .json, .parquet")
+    imp.add_argument("--text", required=True, metavar="COL", help="column with the text to classify")
+    imp.add_argument("--label", required=True, metavar="COL", help="column with the label; empty = unlabelled")
+    imp.add_argument("--time", required=True, metavar="COL", help="column with the event time")
+    imp.add_argument("--label-time", metavar="COL", help="column with when the label became known "
+                     "(default: the event time)")
+    imp.add_argument("--id", metavar="COL", help="column with a unique event id (default: a blake2b hash of "
+                     "file name, row number and row content)")
+    imp.add_argument("--tz", default="UTC", metavar="ZONE", help="zone of naive times (default UTC), e.g. "
+                     "America/New_York")
+    imp.add_argument("--time-format", metavar="FMT", help="strptime format for times that are not ISO-8601 "
+                     "(default: ISO-8601, then M/D/YYYY [H:MM[:SS] [AM/PM]], YYYY/MM/DD, Twitter and RFC 2822)")
+    imp.set_defaults(func=_cmd_import)
+
+
+def _add_golden_parser(sub) -> None:
+    golden = sub.add_parser("golden", help="golden (evaluation) set tools")
+    golden_sub = golden.add_subparsers(dest="golden_command", required=True)
+    carve = golden_sub.add_parser(
+        "carve", help="carve a golden set from validated days",
+        description="Stratified, deterministic golden set from the validated_window partitions of START..END, "
+        "with the labels known at the end of END; prints the ct.yaml lines that use it.")
+    carve.add_argument("--start", required=True, type=dt.date.fromisoformat, metavar="D1", help="first day")
+    carve.add_argument("--end", required=True, type=dt.date.fromisoformat, metavar="D2", help="last day, inclusive")
+    carve.add_argument("--per-label", required=True, type=int, metavar="N", help="rows per label (all if fewer)")
+    carve.add_argument("--out", required=True, metavar="PATH", help="the JSONL file to write")
+    carve.set_defaults(func=_cmd_golden_carve)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ct", description="continuous training for text classifiers")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -74,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--reason", required=True)
     rollback.add_argument("--by", required=True, help="who asks for the rollback")
     rollback.set_defaults(func=_cmd_rollback)
+    _add_backtest(sub)
+    _add_import_parser(sub)
+    _add_golden_parser(sub)
     return parser
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 CT_HOME_ENV = "CT_HOME"
@@ -85,9 +86,9 @@ class CtHome:
         return (self.mlflow / "artifacts").as_uri()
 
     def resolve(self, path: str | os.PathLike) -> Path:
-        """A settings path: absolute stays, relative is taken under CT_HOME."""
-        p = Path(path)
-        return p if p.is_absolute() else self.root / p
+        """A settings path: absolute stays, relative is taken under CT_HOME, and
+        ``package://PKG/PATH`` is a file shipped inside the installed package PKG."""
+        return resolve_path(path, self.root)
 
     def ensure(self, max_training_runs: int = 1) -> "CtHome":
         for d in (self.dagster, self.mlflow, self.lake, self.landing, self.checkpoints, self.reports):
@@ -99,6 +100,24 @@ class CtHome:
             tmp.write_text(text)
             tmp.replace(cfg)
         return self
+
+
+PACKAGE_SCHEME = "package://"
+
+
+def resolve_path(path: str | os.PathLike, root: Path) -> Path:
+    text = os.fspath(path)
+    if not text.strip():
+        raise ValueError("an empty path is not a location; give a file or folder")
+    if text.startswith(PACKAGE_SCHEME):
+        package, _, rel = text[len(PACKAGE_SCHEME):].partition("/")
+        try:
+            base = resources.files(package)
+        except ModuleNotFoundError:
+            raise ValueError(f"{text}: package {package!r} is not installed") from None
+        return Path(str(base.joinpath(rel)))
+    p = Path(text)
+    return p if p.is_absolute() else root / p
 
 
 def ct_home() -> CtHome:

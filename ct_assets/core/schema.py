@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 
@@ -53,7 +53,7 @@ METRIC_SHORT_NAMES: dict[str, str] = {
     "text_auc": "text AUC",
     "concept_shift": "concept shift",
 }
-_SCORE, _FLAG = "score_", "flag_"
+_SCORE, _FLAG, _THRESHOLD, _PVALUE = "score_", "flag_", "threshold_", "pvalue_"
 
 # -- Dagster run tags ------------------------------------------------------------------
 TRIGGER_TAG = "ct/trigger"
@@ -67,9 +67,21 @@ def run_story(tags: Mapping[str, str]) -> tuple[str, str]:
     return tags.get(TRIGGER_TAG, MANUAL), tags.get(REASON_TAG, "materialized by hand")
 
 
-def drift_columns(scores: Mapping[str, float | None], flags: Mapping[str, bool]) -> dict:
-    """The score_/flag_ columns of a drift_report row."""
-    return {**{_SCORE + k: v for k, v in scores.items()}, **{_FLAG + k: bool(v) for k, v in flags.items()}}
+def drift_columns(
+    scores: Mapping[str, float | None],
+    flags: Mapping[str, bool],
+    thresholds: Mapping[str, float | None] | None = None,
+    p_values: Mapping[str, float | None] | None = None,
+) -> dict:
+    """The score_/flag_/threshold_/pvalue_ columns of a drift_report row. A threshold is
+    the one the day was judged by (calibrated thresholds move with the reference, so a
+    reader must not assume today's settings); None = uncalibrated, it did not flag."""
+    return {
+        **{_SCORE + k: v for k, v in scores.items()},
+        **{_FLAG + k: bool(v) for k, v in flags.items()},
+        **{_THRESHOLD + k: (None if v is None else float(v)) for k, v in (thresholds or {}).items()},
+        **{_PVALUE + k: (None if v is None else float(v)) for k, v in (p_values or {}).items()},
+    }
 
 
 @dataclass(frozen=True)
@@ -83,6 +95,8 @@ class DayObservation:
     champion_labelled_rows: int
     champion_estimated_accuracy: float | None
     verdict: str = ""
+    # The thresholds the day was judged by (empty for rows written before they were kept).
+    thresholds: dict[str, float | None] = field(default_factory=dict)
 
     @property
     def drifted(self) -> bool:
@@ -102,6 +116,7 @@ class DayObservation:
             champion_labelled_rows=int(row.get("champion_labelled_rows") or 0),
             champion_estimated_accuracy=row.get("champion_estimated_accuracy"),
             verdict=row.get("verdict") or "",
+            thresholds={k.removeprefix(_THRESHOLD): v for k, v in row.items() if k.startswith(_THRESHOLD)},
         )
 
     @classmethod

@@ -11,10 +11,12 @@ import os
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ct_assets.core.home import ct_home, resolve_path
 
 CONFIG_ENV = "CT_CONFIG"
 DEFAULT_CONFIG_NAME = "ct.yaml"
@@ -93,20 +95,51 @@ class QualitySettings(_Strict):
         return self
 
 
+Auto = Literal["auto"]
+# A number is an explicit override; "auto" calibrates the threshold on the reference
+# (drift/calibration.py) so it meets drift.false_alarms_per_60_days.
+Unit = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)] | Auto
+
+
 class DriftThresholds(_Strict):
-    label_js: float = Field(default=0.15, ge=0.0)
-    label_psi: float = Field(default=0.25, ge=0.0)
-    length_ks: float = Field(default=0.2, ge=0.0, le=1.0)
-    oov_rate: float = Field(default=0.08, ge=0.0, le=1.0)
-    text_auc: float = Field(default=0.75, ge=0.5, le=1.0)
-    concept_shift: float = Field(default=0.18, ge=0.0, le=1.0, description="largest per-class precision drop")
+    label_js: Unit = "auto"
+    label_psi: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] | Auto = "auto"
+    length_ks: Unit = "auto"
+    oov_rate: Unit = "auto"
+    text_auc: Annotated[float, Field(ge=0.5, le=1.0, allow_inf_nan=False)] | Auto = "auto"
+    concept_shift: Unit = Field(default="auto", description="largest per-class precision drop")
+
+    def fixed(self) -> dict[str, float]:
+        """The metrics with an explicit number (the rest are calibrated)."""
+        return {k: float(v) for k, v in self.model_dump().items() if v != "auto"}
 
 
 class DriftSettings(_Strict):
     thresholds: DriftThresholds = DriftThresholds()
+    false_alarms_per_60_days: float = Field(
+        default=1.0, gt=0.0, le=60.0, allow_inf_nan=False,
+        description="drift-trigger false alarms allowed per 60 stable days; sets the calibrated thresholds")
+    min_rows: int = Field(default=20, ge=1, description="texts per side below which text metrics say insufficient")
+    min_labelled_rows: int = Field(default=20, ge=1, description="labelled rows per side for the label metrics")
+    max_unknown_label_share: float = Field(
+        default=0.05, ge=0.0, le=1.0, description="share of a day's rows with a label not in `labels` that "
+        "drift_report reports as a new class emerging")
     top_new_terms: int = Field(default=15, ge=1)
     min_term_count: int = Field(default=3, ge=1)
     sample_rows: int = Field(default=2000, ge=50, description="cap per side for the domain classifier")
+    calibration_samples: int = Field(
+        default=20, ge=5, le=500, description="null scores per metric for the \"auto\" thresholds: every "
+        "reference day left out once, topped up with day-sized resamples of the reference to this many")
+
+
+class GoldenSettings(_Strict):
+    path: str | None = Field(
+        default=None,
+        description="the golden set: JSONL, CSV or Parquet with text and label (and optional slice, event_id); "
+        "relative paths are under CT_HOME; package://PKG/PATH names a file shipped in an installed package")
+    min_per_label: int = Field(default=20, ge=1, description="rows every label needs, unless unsupported")
+    unsupported_labels: tuple[str, ...] = Field(
+        default=(), description="labels allowed fewer than min_per_label golden rows (their recall is not gated)")
 
 
 class BaseModelSettings(_Strict):
@@ -197,6 +230,7 @@ class Settings(_Strict):
     source: SourceSettings = SourceSettings()
     partitions: PartitionSettings
     reference: DateRange
+    golden: GoldenSettings = GoldenSettings()
     quality: QualitySettings = QualitySettings()
     drift: DriftSettings = DriftSettings()
     training: TrainingSettings = TrainingSettings()
@@ -228,13 +262,31 @@ def _format_errors(err: ValidationError, source: str) -> str:
     return f"invalid settings in {source}:\n" + "\n".join(lines)
 
 
-def parse_settings(raw: object, source: str = "<dict>") -> Settings:
+def parse_settings(raw: object, source: str = "<dict>", home_root: Path | None = None) -> Settings:
+    """Validate ``raw``; the golden set it names is read and checked too (relative
+    paths under ``home_root``, by default CT_HOME)."""
     if not isinstance(raw, dict):
         raise SettingsError(f"{source}: top level must be a mapping, got {type(raw).__name__}")
     try:
-        return Settings.model_validate(raw)
+        settings = Settings.model_validate(raw)
     except ValidationError as err:
         raise SettingsError(_format_errors(err, source)) from None
+    if settings.golden.path is not None:
+        _check_golden(settings, source, home_root if home_root is not None else ct_home().root)
+    return settings
+
+
+def _check_golden(settings: Settings, source: str, home_root: Path) -> None:
+    # Imported here: the golden reader lives with evaluation; settings only asks it.
+    from ct_assets.evaluation.golden import GoldenSetError, check_golden, load_golden
+
+    g = settings.golden
+    try:
+        path = resolve_path(g.path, home_root)
+        check_golden(load_golden(path), settings.labels, min_per_label=g.min_per_label,
+                     unsupported_labels=g.unsupported_labels)
+    except (GoldenSetError, ValueError) as err:
+        raise SettingsError(f"invalid settings in {source}:\n  golden: {err}") from None
 
 
 def default_config_text() -> str:

@@ -59,16 +59,18 @@ def summary_row(result: ReplayResult) -> dict:
 
 def write_report(result: ReplayResult, home: CtHome, settings: Settings, policy_rows: list[dict] | None,
                  notes: list[str]) -> tuple[str, str]:
-    thresholds = settings.drift.thresholds.model_dump()
+    # Scores are shown against the threshold each day was judged by (in the records, from
+    # its drift_report row), not the settings: an "auto" threshold moves with the reference.
     name = f"timeline_{result.policy}"
     png = render_timeline_png(result.records, home.reports / f"{name}.png",
-                              f"CT replay: policy '{result.policy}' vs static model", thresholds=thresholds)
+                              f"CT replay: policy '{result.policy}' vs static model")
     html = render_timeline_html(result.records, home.reports / f"{name}.html", f"CT replay: {result.policy}",
-                                png.name, [summary_row(result)], policy_rows, notes, thresholds=thresholds)
+                                png.name, [summary_row(result)], policy_rows, notes)
     return str(html), str(png)
 
 
-def _replay(settings: Settings, home: CtHome, days: int, policy: str, auto_approve: bool) -> ReplayResult:
+def replay_with_progress(settings: Settings, home: CtHome, days: int, policy: str, auto_approve: bool,
+                         start: dt.date | None = None) -> ReplayResult:
     bar = tqdm(total=days, desc=f"replay [{policy}]", unit="day")
 
     def progress(done: int, total: int, record: dict) -> None:
@@ -78,7 +80,7 @@ def _replay(settings: Settings, home: CtHome, days: int, policy: str, auto_appro
 
     try:
         return run_replay(settings, home, days, policy=policy, auto_approve=auto_approve, progress=progress,
-                          log=bar.write)
+                          log=bar.write, start=start)
     finally:
         bar.close()
 
@@ -98,7 +100,7 @@ def run_demo(settings: Settings, home: CtHome, defs, args) -> str:
         results = []
         for policy in POLICIES:
             sub = CtHome(home.root / "policies" / policy).ensure(settings.triggers.max_concurrent_training_runs)
-            results.append(_replay(settings, sub, days, policy, auto_approve))
+            results.append(replay_with_progress(settings, sub, days, policy, auto_approve))
         rows = [summary_row(r) for r in results]
         for r in results:
             write_report(r, CtHome(home.root / "policies" / r.policy), settings, rows, notes)
@@ -106,9 +108,9 @@ def run_demo(settings: Settings, home: CtHome, defs, args) -> str:
         html, png = write_report(main, home, settings, rows, notes)
         lines.append("Policy comparison (same stream, same first model):\n" + format_table(rows))
     else:
-        main = _replay(settings, home, days, settings.triggers.policy, auto_approve)
+        main = replay_with_progress(settings, home, days, settings.triggers.policy, auto_approve)
         html, png = write_report(main, home, settings, None, notes)
-    lines.append(_daily_table(main))
+    lines.append(daily_table(main))
     lines.append("Summary:\n" + format_table([summary_row(main)]))
     if main.failed_runs:
         lines.append("Runs that failed (blocked by a check or an error; see the UI):\n  " + "\n  ".join(main.failed_runs))
@@ -117,7 +119,7 @@ def run_demo(settings: Settings, home: CtHome, defs, args) -> str:
     return "\n\n".join(lines)
 
 
-def _daily_table(result: ReplayResult) -> str:
+def daily_table(result: ReplayResult) -> str:
     rows = []
     for r in result.records:
         rows.append({

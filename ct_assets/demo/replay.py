@@ -49,6 +49,8 @@ from ct_assets.triggers.sensors import CHAIN, last_training_day
 
 RETRAIN_SENSORS = ("metric_retrain_sensor", "freshness_retrain_sensor", "volume_retrain_sensor")
 AUTO_REVIEWER = "ct demo --auto-approve"
+# Own data: labels older than the window plus this many days are not scored as "new today".
+LABEL_LOOKBACK_DAYS = 30
 
 
 @dataclass
@@ -64,10 +66,25 @@ def with_policy(settings: Settings, policy: str) -> Settings:
     return settings.model_copy(update={"triggers": settings.triggers.model_copy(update={"policy": policy})})
 
 
+def simulated_scenarios(settings: Settings) -> tuple:
+    """The simulator's scenarios, or none: a user's own landing zone has no ground truth
+    about when the world changed."""
+    return settings.source.simulator.scenarios if settings.source.kind == "simulator" else ()
+
+
 def drift_start_day(settings: Settings) -> dt.date:
-    """First day of a scenario that changes the world (a quality incident does not)."""
-    starts = [s.start_day for s in settings.source.simulator.scenarios if s.name != "quality_incident"]
+    """First day of a scenario that changes the world (a quality incident does not); the
+    first partition when nothing is known about the stream."""
+    starts = [s.start_day for s in simulated_scenarios(settings) if s.name != "quality_incident"]
     return settings.partitions.start_date + dt.timedelta(days=min(starts) if starts else 0)
+
+
+def label_lookback_days(settings: Settings) -> int:
+    """How far back a label arriving today may belong: the simulator's known delay, or
+    (own data) the training window plus replay reach, since nothing bounds a user's delays."""
+    if settings.source.kind == "simulator":
+        return settings.source.simulator.max_label_delay_days
+    return settings.training.window_days + LABEL_LOOKBACK_DAYS
 
 
 def newly_labelled(lake: Lake, day: dt.date, lookback: int) -> pl.DataFrame:
@@ -199,7 +216,7 @@ class Replay:
     def run_day(self, day: dt.date) -> dict:
         self._land_and_automate(day)
         champion = self.registry.champion_version()
-        fresh = newly_labelled(self.lake, day, self.settings.source.simulator.max_label_delay_days)
+        fresh = newly_labelled(self.lake, day, label_lookback_days(self.settings))
         drift = self.lake.read("drift_report", day.isoformat())
         obs = DayObservation.from_frame(drift) if drift is not None else None
         record = {
@@ -211,6 +228,8 @@ class Replay:
             "drift_verdict": obs.verdict if obs else "blocked",
             "drifted_metrics": obs.drifted_metrics if obs else [],
             **(obs.scores if obs else {}),
+            # The thresholds the day was judged by (calibrated ones move with the reference).
+            **({f"threshold_{m}": v for m, v in obs.thresholds.items()} if obs else {}),
             "triggers_fired": [], "retrained": False, "promoted": False, "promoted_version": None,
             "blocked_reasons": [], "auto_approved": False, "scenario_events": self._events(day),
         }
@@ -235,7 +254,7 @@ class Replay:
     def _events(self, day: dt.date) -> list[str]:
         idx = (day - self.settings.partitions.start_date).days
         events = []
-        for s in self.settings.source.simulator.scenarios:
+        for s in simulated_scenarios(self.settings):
             if s.start_day == idx:
                 events.append(f"{s.name} starts")
             if s.end_day is not None and s.end_day + 1 == idx:
@@ -268,12 +287,14 @@ def cron_ticks(cron: str, day: dt.date) -> list[dt.datetime]:
 
 def run_replay(settings: Settings, home: CtHome, days: int, *, policy: str | None = None,
                auto_approve: bool = False, progress: Callable[[int, int, dict], None] | None = None,
-               log: Callable[[str], None] = lambda _: None) -> ReplayResult:
+               log: Callable[[str], None] = lambda _: None, start: dt.date | None = None) -> ReplayResult:
+    """Replay ``days`` days from ``start`` (default: the first partition)."""
     settings = with_policy(settings, policy or settings.triggers.policy)
     replay = Replay(settings, home, auto_approve=auto_approve, log=log)
     records = []
+    first = start or settings.partitions.start_date
     for i in range(days):
-        day = settings.partitions.start_date + dt.timedelta(days=i)
+        day = first + dt.timedelta(days=i)
         records.append(replay.run_day(day))
         if progress:
             progress(i + 1, days, records[-1])

@@ -2,9 +2,12 @@
 
 Input is one record per simulated day (polars DataFrame or list of dicts) with keys
 ``day, champion_version, champion_accuracy, static_accuracy, label_js, label_psi,
-length_ks, oov_rate, text_auc, drift_verdict, triggers_fired, retrained, promoted,
-promoted_version, blocked_reasons, scenario_events, auto_approved``; missing optional keys
-read as empty. ``champion_accuracy`` is the CT champion on that day's newly labelled
+length_ks, oov_rate, text_auc, threshold_<metric>, drift_verdict, drifted_metrics,
+triggers_fired, retrained, promoted, promoted_version, blocked_reasons, scenario_events,
+auto_approved``; missing optional keys read as empty. ``threshold_<metric>`` is the
+threshold that day was judged by (from its drift_report row): calibrated thresholds move
+with the reference, so scores are shown against their own day's threshold, never a
+configured number (which may be "auto"). ``champion_accuracy`` is the CT champion on that day's newly labelled
 rows; ``static_accuracy`` is the first champion, never retrained - the baseline CT has
 to beat for the whole exercise to be worth it.
 
@@ -28,7 +31,6 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from ct_assets.core.schema import DRIFT_METRICS
-from ct_assets.core.settings import DriftThresholds
 
 Records = pl.DataFrame | Sequence[Mapping[str, Any]]
 
@@ -49,8 +51,22 @@ def _rows(records: Records) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: r["day"])
 
 
-def _thresholds(thresholds: Mapping[str, float] | None) -> dict[str, float]:
-    return dict(thresholds) if thresholds is not None else DriftThresholds().model_dump()
+def _limit(r: Mapping[str, Any], metric: str) -> float | None:
+    """The threshold ``metric`` was judged by on that day (None: none recorded/uncalibrated)."""
+    return r.get(f"threshold_{metric}")
+
+
+def _ratio(r: Mapping[str, Any], metric: str) -> float:
+    value, limit = r.get(metric), _limit(r, metric)
+    return math.nan if value is None or not limit else float(value) / float(limit)
+
+
+def _threshold_label(rows: Sequence[Mapping[str, Any]], metric: str) -> str:
+    limits = sorted({round(float(v), 4) for r in rows if (v := _limit(r, metric)) is not None})
+    if not limits:
+        return f"{metric} (no threshold)"
+    shown = f"{limits[0]:g}" if len(limits) == 1 else f"{limits[0]:g}-{limits[-1]:g}, per day"
+    return f"{metric} (threshold {shown})"
 
 
 def _nan(value: float | None) -> float:
@@ -73,15 +89,12 @@ def _scenario_spans(rows: list[dict[str, Any]]) -> list[tuple[str, dt.date, dt.d
     return sorted(spans, key=lambda s: s[1])
 
 
-def render_timeline_png(
-    records: Records, path: str | Path, title: str, *, thresholds: Mapping[str, float] | None = None
-) -> Path:
+def render_timeline_png(records: Records, path: str | Path, title: str) -> Path:
     rows = _rows(records)
     if not rows:
         raise ValueError("no records to plot")
-    limits = _thresholds(thresholds)
     days = [r["day"] for r in rows]
-    has_drift = any(r.get(m) is not None for r in rows for m in PLOTTED_DRIFT)
+    has_drift = any(not math.isnan(_ratio(r, m)) for r in rows for m in PLOTTED_DRIFT)
     ratios = [3.0, 2.0, 1.4] if has_drift else [3.0, 1.4]
     fig = Figure(figsize=(13, 1.8 * sum(ratios)), layout="constrained")
     axes = fig.subplots(len(ratios), 1, sharex=True, height_ratios=ratios)
@@ -116,13 +129,12 @@ def render_timeline_png(
     acc_ax.grid(alpha=0.3)
 
     if has_drift:
-        # Each score divided by its threshold: three different scales share one axis and
-        # "crossed its alarm level" is simply "above 1".
+        # Each score divided by that day's threshold: three different scales share one axis
+        # and "crossed its alarm level" is simply "above 1", also when calibration moved it.
         drift_ax = axes[1]
         for metric in PLOTTED_DRIFT:
-            limit = limits[metric]
-            values = [_nan(r.get(metric)) / limit for r in rows]
-            drift_ax.plot(days, values, marker=".", ms=3, label=f"{metric} (threshold {limit:g})")
+            values = [_ratio(r, metric) for r in rows]
+            drift_ax.plot(days, values, marker=".", ms=3, label=_threshold_label(rows, metric))
         drift_ax.axhline(1.0, color="tab:red", ls=":", lw=1.2, label="threshold")
         drift_ax.set_ylabel("drift score /\nthreshold")
         drift_ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
@@ -183,21 +195,28 @@ def _html_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _drifted(r: Mapping[str, Any], limits: Mapping[str, float]) -> list[str]:
+def _drifted(r: Mapping[str, Any]) -> list[str]:
     if r.get("drifted_metrics") is not None:
         return list(r["drifted_metrics"])
-    # Same rule as compute_drift: strictly above the threshold, None never flags.
-    return [m for m in DRIFT_METRICS if r.get(m) is not None and m in limits and r[m] > limits[m]]
+    # Same rule as compute_drift: strictly above the day's threshold, None never flags.
+    return [m for m in DRIFT_METRICS if r.get(m) is not None and _limit(r, m) is not None and r[m] > _limit(r, m)]
+
+
+def _score_vs_limit(r: Mapping[str, Any], metric: str) -> str:
+    value, limit = r.get(metric), _limit(r, metric)
+    if value is None or limit is None:
+        return metric
+    return f"{metric} {value:.3f} > {limit:.3f}"
 
 
 def _lines(items: Sequence[str]) -> str:
     return "<br>".join(html.escape(str(i)) for i in items)
 
 
-def _day_row(r: dict[str, Any], limits: Mapping[str, float]) -> str:
+def _day_row(r: dict[str, Any]) -> str:
     verdict = r.get("drift_verdict") or "-"
-    drifted = _drifted(r, limits)
-    drift = verdict + (f" ({', '.join(drifted)})" if drifted else "")
+    drifted = _drifted(r)
+    drift = verdict + (f" ({', '.join(_score_vs_limit(r, m) for m in drifted)})" if drifted else "")
     actions = []
     if r.get("retrained"):
         actions.append("retrained")
@@ -210,7 +229,7 @@ def _day_row(r: dict[str, Any], limits: Mapping[str, float]) -> str:
         html.escape(drift), _lines(r["triggers_fired"]), _lines(actions),
         _lines(r["blocked_reasons"]), _lines(r["scenario_events"]),
     ]
-    css = ' class="drift"' if verdict == "drift" else ""
+    css = ' class="drift"' if verdict in ("drift", "new_class") else ""
     return f"<tr{css}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
 
@@ -230,11 +249,9 @@ def render_timeline_html(
     summary_table_rows: Sequence[Mapping[str, Any]],
     policy_table_rows: Sequence[Mapping[str, Any]] | None = None,
     notes: Sequence[str] = (),
-    *,
-    thresholds: Mapping[str, float] | None = None,
 ) -> Path:
     """A self-contained page (inline CSS, PNG referenced relative to the page)."""
-    rows, limits = _rows(records), _thresholds(thresholds)
+    rows = _rows(records)
     parts = [
         "<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
@@ -247,7 +264,7 @@ def render_timeline_html(
     if policy_table_rows:
         parts += ["<h2>Policy comparison</h2>", _html_table(policy_table_rows)]
     head = "".join(f"<th>{h}</th>" for h in _DAY_HEADERS)
-    body = "".join(_day_row(r, limits) for r in rows)
+    body = "".join(_day_row(r) for r in rows)
     parts += ["<h2>Day by day</h2>", f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"]
     parts.append("</body></html>")
     path = Path(path)

@@ -19,12 +19,14 @@ from ct_assets.core import markdown
 from ct_assets.core.schema import drift_columns
 from ct_assets.core.settings import Settings
 from ct_assets.core.time import day_of, labels_as_of
+from ct_assets.drift.daily import drift_of_day
 from ct_assets.drift.reference import reference_days
-from ct_assets.drift.statistics import compute_drift
 from ct_assets.lake.resources import Lake
+from ct_assets.orchestration.state import StateDirs
 from ct_assets.registry.resources import ModelRegistryResource
 
 GROUP = "data"
+FAILING_VERDICTS = ("drift", "new_class")  # drift_within_policy (WARN) fails on these
 
 
 def _champion_md(row: dict) -> str:
@@ -54,13 +56,19 @@ def build_drift_assets(settings: Settings, partitions_def, automation=None) -> l
     def drift_report(
         context: AssetExecutionContext,
         validated_window: Mapping[str, pl.DataFrame],
+        quarantined_rows: Mapping[str, pl.DataFrame],
         lake: Lake,
         registry: ModelRegistryResource,
+        state: StateDirs,
     ):
-        """The day's drift against the reference, the champion's accuracy, and a verdict."""
+        """The day's drift against the reference (thresholds calibrated on it where they are
+        "auto"), its unknown labels, the champion's accuracy, and a verdict."""
         reports, rows, results = {}, [], {}
         champion = registry.champion_version()
         window = registry.window_of(champion) if champion is not None else None
+        # Keyed by the reference's content: a new champion window, a rematerialized
+        # reference day or a late label is a new calibration, never a stale one.
+        cache = state.cache_dir("drift_calibration")
         for key in context.partition_keys:
             day = day_of(key)
             ref_days, ref_source = reference_days(day, window, settings.reference.days())
@@ -70,15 +78,9 @@ def build_drift_assets(settings: Settings, partitions_def, automation=None) -> l
                 pl.concat(list(ref_frames.values()), how="diagonal_relaxed") if ref_frames else current.clear(),
                 day,
             )
-            result = compute_drift(
-                reference, current,
-                labels=labels,
-                thresholds=settings.drift.thresholds.model_dump(),
-                top_new_terms=settings.drift.top_new_terms,
-                min_term_count=settings.drift.min_term_count,
-                sample_rows=settings.drift.sample_rows,
-                seed=day.toordinal(),
-            )
+            result = drift_of_day(reference, current, quarantine=quarantined_rows[key], day=day, labels=labels,
+                                  drift=settings.drift, k=settings.triggers.drift_k, n=settings.triggers.drift_n,
+                                  cache_dir=cache)
             perf = registry.performance_on(current, champion)
             meta = result.to_metadata()
             row = {
@@ -91,12 +93,14 @@ def build_drift_assets(settings: Settings, partitions_def, automation=None) -> l
                 "champion_estimated_accuracy": perf.get("estimated_accuracy"),
                 "champion_prediction_mix": json.dumps(perf.get("prediction_mix", {}), sort_keys=True),
                 "clean_labelled_rows": current.filter(pl.col("label").is_not_null()).height,
+                "unknown_labels": json.dumps(result.unknown_labels, sort_keys=True),
             }
-            row.update(drift_columns(result.scores, result.flags))
+            row.update(drift_columns(result.scores, result.flags, result.thresholds, result.p_values))
             rows.append(row)
             results[key] = (result, meta)
             reports[key] = pl.DataFrame([row])
-            context.log.info(f"drift_report[{key}]: {result.verdict} {meta['drifted_metrics']} vs {ref_source}")
+            context.log.info(f"drift_report[{key}]: {result.verdict} {meta['drifted_metrics']} vs {ref_source}"
+                             + (f"; {result.new_class_message()}" if result.new_classes else ""))
         last = rows[-1]
         result, meta = results[last["partition"]]
         md = f"**Reference:** {last['reference']}\n\n" + result.to_markdown() + _champion_md(last)
@@ -104,7 +108,11 @@ def build_drift_assets(settings: Settings, partitions_def, automation=None) -> l
             "verdict": last["verdict"],
             "scores": MetadataValue.json(meta["scores"]),
             "flags": MetadataValue.json(meta["flags"]),
+            "thresholds": MetadataValue.json(meta["thresholds"]),
+            "threshold_sources": MetadataValue.json(meta["threshold_sources"]),
+            "p_values": MetadataValue.json(meta["p_values"]),
             "drifted_metrics": MetadataValue.json(meta["drifted_metrics"]),
+            "unknown_labels": MetadataValue.json(meta["unknown_labels"]),
             "reference": last["reference"],
             "report": MetadataValue.md(md),
             "champion_version": MetadataValue.text(str(last["champion_version"])),
@@ -121,13 +129,16 @@ def build_drift_assets(settings: Settings, partitions_def, automation=None) -> l
             ]))
         yield Output(reports, metadata=metadata)
         drifted = [r["partition"] for r in rows if r["verdict"] == "drift"]
+        new_class = [r["partition"] for r in rows if r["verdict"] == "new_class"]
         yield AssetCheckResult(
             check_name="drift_within_policy",
             asset_key="drift_report",
-            passed=not drifted,
+            passed=not any(r["verdict"] in FAILING_VERDICTS for r in rows),
             severity=AssetCheckSeverity.WARN,
             metadata={
                 "drifted_partitions": MetadataValue.json(drifted),
+                "new_class_partitions": MetadataValue.json(new_class),
+                "new_classes": MetadataValue.json(meta["new_classes"]),
                 "scores": MetadataValue.json(meta["scores"]),
                 "thresholds": MetadataValue.json(meta["thresholds"]),
                 "drifted_metrics": MetadataValue.json(meta["drifted_metrics"]),

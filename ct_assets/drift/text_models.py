@@ -76,7 +76,8 @@ def concept_shift(
     rows (seeded sample) to bound the cost for long champion windows.
     """
     if min(len(ref_texts), len(cur_texts)) < min_labelled:
-        return ConceptShift(None, f"insufficient labels (< {min_labelled} per side)")
+        return ConceptShift(None, f"insufficient data (< {min_labelled} labelled rows per side, "
+                                  "drift.min_labelled_rows)")
     x_text, y = np.asarray(ref_texts, dtype=object), np.asarray(ref_labels, dtype=object)
     if len(y) > sample_rows:
         keep = np.sort(np.random.default_rng(seed).choice(len(y), sample_rows, replace=False))
@@ -86,14 +87,14 @@ def concept_shift(
     names, counts = np.unique(y, return_counts=True)
     trainable = names[counts >= CONCEPT_FOLDS]
     if len(trainable) < 2:
-        return ConceptShift(None, f"insufficient labels (< 2 labels with {CONCEPT_FOLDS}+ reference rows)")
+        return ConceptShift(None, f"insufficient data (< 2 labels with {CONCEPT_FOLDS}+ reference rows)")
     mask = np.isin(y, trainable)
     x_text, y = x_text[mask], y[mask]
     vectorizer = tfidf()
     try:
         x_ref = vectorizer.fit_transform(x_text.tolist())
     except ValueError:  # no term occurs twice: nothing to learn from
-        return ConceptShift(None, "insufficient text (no reference term occurs twice)")
+        return ConceptShift(None, "insufficient data (no reference term occurs twice)")
     model = OneVsRestClassifier(LogisticRegression(C=CONCEPT_C, solver="liblinear"))
     cv = StratifiedKFold(n_splits=CONCEPT_FOLDS, shuffle=True, random_state=seed % 2**32)
     ref_proba = cross_val_predict(model, x_ref, y, cv=cv, method="predict_proba")
@@ -116,7 +117,7 @@ def concept_shift(
             best = {"drop": p_ref - p_cur, "class": str(c), "predictions": int(cur_hit.sum()),
                     "reference_precision": p_ref, "current_precision": p_cur, "hit": cur_hit}
     if best is None:
-        return ConceptShift(None, f"insufficient confident predictions (no class with >= {min_rows})")
+        return ConceptShift(None, f"insufficient data (no class with >= {min_rows} confident predictions)")
     wrong = cur_y[best.pop("hit") & (cur_y != best["class"])]
     confused, confused_rows = None, 0
     if len(wrong):

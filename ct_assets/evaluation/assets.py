@@ -29,7 +29,7 @@ from ct_assets.orchestration.partitions import only_partition, single_row
 from ct_assets.orchestration.state import StateDirs
 from ct_assets.registry.records import EvalRecord
 from ct_assets.registry.resources import ModelRegistryResource
-from ct_assets.registry.runs import RunLog
+from ct_assets.registry.runs import RunLog, metric_name
 from ct_assets.training.window import SPLIT
 
 GROUP = "model"
@@ -66,17 +66,23 @@ def build_evaluation_assets(settings: Settings, partitions_def, automation=None)
             registry.predictor(version),
             registry.predictor(champion) if champion is not None else None,
             holdout_texts=holdout["text"].to_list(), holdout_labels=holdout["label"].to_list(),
-            golden_texts=gold.texts, golden_labels=gold.labels,
+            golden_texts=gold.texts, golden_labels=gold.labels, golden_slices=gold.slices,
             labels=labels, gate_settings=settings.gate,
             title=f"Challenger v{version} as of {key}",
             challenger_name=f"v{version}", champion_name=f"v{champion}" if champion is not None else None,
             seed=day_of(key).toordinal(),
         )
         d, inp = outcome.decision, outcome.gate_input
+        # Both models were just scored on this golden version; if the champion's own
+        # evaluation used another one, its recorded golden accuracy is stale, and the gate
+        # used the fresh score, not that one.
+        champion_record = registry.version(champion).evaluation if champion is not None else None
+        rescored = champion_record is not None and champion_record.golden_sha256 != gold.sha256
         registry.registry.record_evaluation(version, EvalRecord(
             passed=d.passed, reasons=tuple(d.reasons), champion=champion,
             golden_accuracy=inp.challenger_golden["accuracy"],
             calibration_json=outcome.calibration.to_json() if outcome.calibration is not None else None,
+            golden_sha256=gold.sha256, golden_rows=len(gold.rows),
         ))
         run = RunLog(registry.registry, adapter["mlflow_run_id"])
         out_dir = state.reports_dir() / "eval" / key
@@ -87,6 +93,10 @@ def build_evaluation_assets(settings: Settings, partitions_def, automation=None)
         run.metrics({f"eval_{split_name}_{metric}": m[metric]
                      for split_name, m in (("holdout", inp.challenger_holdout), ("golden", inp.challenger_golden))
                      for metric in ("accuracy", "macro_f1", "ece") if m.get(metric) is not None})
+        # The forgetting ledger: golden accuracy per label and per slice, one entry per version.
+        run.metrics({**{metric_name("golden_recall", label): v
+                        for label, v in inp.challenger_golden["per_class_recall"].items() if v is not None},
+                     **{metric_name("golden_slice_accuracy", s["slice"]): s["challenger"] for s in outcome.slices}})
         row = {
             "partition": key, "version": version, "champion_version": champion, "gate_passed": d.passed,
             "reasons": "; ".join(d.reasons),
@@ -103,6 +113,9 @@ def build_evaluation_assets(settings: Settings, partitions_def, automation=None)
             "champion_version": MetadataValue.text(str(champion)),
             "holdout_accuracy": inp.challenger_holdout["accuracy"],
             "golden_accuracy": inp.challenger_golden["accuracy"],
+            "golden_set": MetadataValue.json({**gold.version, "champion_rescored": rescored}),
+            "golden_rows": len(gold.rows),
+            "golden_sha256": gold.sha256,
         })
         yield AssetCheckResult(
             check_name="promotion_gate", passed=d.passed, severity=AssetCheckSeverity.ERROR,

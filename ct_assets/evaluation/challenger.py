@@ -28,6 +28,25 @@ class EvalOutcome:
     markdown: str
     png: bytes
     calibration: Calibration | None
+    # Golden accuracy per slice (rows: slice, n, challenger, champion); empty without slices.
+    slices: list[dict]
+
+
+def slice_accuracy(truth: Sequence[str], challenger: Sequence[str], champion: Sequence[str] | None,
+                   slices: Sequence[str]) -> list[dict]:
+    """Golden accuracy per slice for both models, slices in first-seen order."""
+    rows: dict[str, dict] = {}
+    for i, name in enumerate(slices):
+        r = rows.setdefault(name, {"slice": name, "n": 0, "challenger": 0, "champion": 0 if champion else None})
+        r["n"] += 1
+        r["challenger"] += challenger[i] == truth[i]
+        if champion is not None:
+            r["champion"] += champion[i] == truth[i]
+    for r in rows.values():
+        r["challenger"] = r["challenger"] / r["n"]
+        if champion is not None:
+            r["champion"] = r["champion"] / r["n"]
+    return list(rows.values())
 
 
 def _coarse(cal: Calibration, points: int = CALIBRATION_POINTS) -> Calibration:
@@ -45,6 +64,7 @@ def evaluate_challenger(
     holdout_labels: Sequence[str],
     golden_texts: Sequence[str],
     golden_labels: Sequence[str],
+    golden_slices: Sequence[str] | None = None,
     labels: Sequence[str],
     gate_settings,
     title: str,
@@ -59,7 +79,7 @@ def evaluate_challenger(
     ch_gold = challenger.predict(list(golden_texts))
     ch_hold_m = classification_metrics(holdout_labels, ch_hold.labels, ch_hold.probs, labels)
     ch_gold_m = classification_metrics(golden_labels, ch_gold.labels, ch_gold.probs, labels)
-    champ_hold_m = champ_gold_m = boot = None
+    champ_hold_m = champ_gold_m = boot = cp_gold = None
     if champion is not None:
         cp_hold = champion.predict(list(holdout_texts))
         cp_gold = champion.predict(list(golden_texts))
@@ -71,9 +91,11 @@ def evaluate_challenger(
         )
     inp = GateInput(ch_hold_m, ch_gold_m, champ_hold_m, champ_gold_m, boot, gate_settings.confidence)
     decision = decide_gate_from_settings(inp, gate_settings)
+    slices = (slice_accuracy(golden_labels, ch_gold.labels, cp_gold.labels if cp_gold else None, golden_slices)
+              if golden_slices is not None else [])
     png = recall_plot_png(inp, min_class_recall=gate_settings.min_class_recall)
     md = render_eval_markdown(inp, decision, title=title, challenger_name=challenger_name,
-                              champion_name=champion_name, png=png)
+                              champion_name=champion_name, png=png, slices=slices)
     correct = np.array([p == t for p, t in zip(ch_hold.labels, holdout_labels)], dtype=float)
     calibration = _coarse(fit_calibration(ch_hold.confidence, correct)) if len(correct) >= 10 else None
-    return EvalOutcome(inp, decision, md, png, calibration)
+    return EvalOutcome(inp, decision, md, png, calibration, slices)

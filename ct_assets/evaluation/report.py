@@ -106,6 +106,7 @@ def render_eval_markdown(
     challenger_name: str = "challenger",
     champion_name: str | None = "champion",
     png: bytes | None = None,
+    slices: list[dict] | None = None,
 ) -> str:
     """The full report. Pass ``png`` to reuse bytes already written with ``write_png``."""
     verdict = "PASSED" if decision.passed else "BLOCKED"
@@ -129,7 +130,7 @@ def render_eval_markdown(
     lines += ["### Golden set", "", *_metric_table(inp.challenger_golden, champ_g), ""]
 
     lines += [
-        "### Per-class recall",
+        "### Per-label accuracy (recall)",
         "",
         "| class | challenger holdout | champion holdout | challenger golden | champion golden |",
         "|---|---:|---:|---:|---:|",
@@ -138,6 +139,12 @@ def render_eval_markdown(
         vals = [_recall(m, label) for m in (inp.challenger_holdout, champ_h, inp.challenger_golden, champ_g)]
         lines.append(f"| {_cell(label)} | " + " | ".join(_fmt(v) for v in vals) + " |")
     lines.append("")
+
+    if slices:
+        lines += ["### Golden accuracy per slice", "", "| slice | rows | challenger | champion |", "|---|---:|---:|---:|"]
+        lines += [f"| {_cell(s['slice'])} | {s['n']} | {_fmt(s['challenger'])} | {_fmt(s['champion'])} |"
+                  for s in slices]
+        lines.append("")
 
     lines += ["### Gate checks", "", "| check | result | value | threshold |", "|---|---|---:|---:|"]
     for name, c in decision.checks.items():

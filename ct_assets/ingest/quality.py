@@ -54,6 +54,18 @@ class QualityResult:
     def rejected_fraction(self) -> float:
         return self.quarantine.height / self.rows_read if self.rows_read else 0.0
 
+    @property
+    def unknown_label_rows(self) -> int:
+        """Quarantined rows whose only problem is a label not in ``labels``: a new class
+        emerging is a signal for drift_report, not a broken feed."""
+        return self.quarantine.filter(pl.col("reasons") == "unknown_label").height
+
+    @property
+    def bad_fraction(self) -> float:
+        """The share of broken rows, the one quality.max_bad_fraction limits."""
+        bad = self.quarantine.height - self.unknown_label_rows
+        return bad / self.rows_read if self.rows_read else 0.0
+
 
 def _check_schema(raw: pl.DataFrame) -> None:
     # A contract drift (e.g. naive timestamps) would make every comparison below silently

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from importlib import resources
-
 from ct_assets.core.home import CtHome
 from ct_assets.core.settings import Settings
 from ct_assets.evaluation.resources import GoldenSetResource
@@ -42,15 +40,16 @@ def build_source(settings: Settings, home: CtHome) -> LandingZoneSource:
 
 
 def build_resources(settings: Settings, home: CtHome) -> dict:
-    base = settings.training.base
+    base, g = settings.training.base, settings.golden
     return {
         "source": build_source(settings, home),
         "base_model": BaseModelResource(kind=base.kind, name=base.name, model_id=base.model_id),
         "lake_io": LakeIOManager(base_path=str(home.lake)),
         "lake": Lake(base_path=str(home.lake)),
         "state": StateDirs(root=str(home.root)),
-        # The packaged data file, not the simulator module: nothing here imports sim/.
-        "golden": GoldenSetResource(path=str(resources.files("ct_assets.sim").joinpath("golden/golden_v1.jsonl"))),
+        "golden": GoldenSetResource(
+            path=str(home.resolve(g.path)) if g.path is not None else None, labels=list(settings.labels),
+            min_per_label=g.min_per_label, unsupported_labels=list(g.unsupported_labels)),
         "registry": ModelRegistryResource(
             tracking_uri=home.mlflow_tracking_uri,
             artifact_root=home.mlflow_artifact_root,

@@ -1,4 +1,4 @@
-"""Directories under CT_HOME that assets write to (reports, Data Docs, checkpoints)."""
+"""Directories under CT_HOME that assets write to (reports, Data Docs, checkpoints, caches)."""
 
 from __future__ import annotations
 
@@ -23,3 +23,8 @@ class StateDirs(ConfigurableResource):
 
     def checkpoints_dir(self, *parts: str) -> Path:
         return self._dir("checkpoints", *parts)
+
+    def cache_dir(self, *parts: str) -> Path:
+        """Recomputable derived data (e.g. drift calibrations, keyed by their inputs'
+        content): deleting it costs time, never correctness."""
+        return self._dir("cache", *parts)

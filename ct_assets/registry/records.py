@@ -18,6 +18,7 @@ PARTITION, WINDOW_START, WINDOW_END = "ct.partition", "ct.window_start", "ct.win
 TRIGGER, BASE_HASH, DAGSTER_RUN = "ct.trigger", "ct.base_hash", "ct.run_id"
 GATE, GATE_REASONS, GATE_CHAMPION = "ct.gate", "ct.gate.reasons", "ct.gate.champion"
 GOLDEN_ACCURACY, CALIBRATION = "ct.golden_accuracy", "ct.calibration"
+GOLDEN_SHA256, GOLDEN_ROWS = "ct.golden_sha256", "ct.golden_rows"
 ROLLED_BACK_TS = "ct.rolled_back.ts"
 APPROVAL_KEYS = ("ts", "comment", "reviewer", "decision")  # write order: decision last
 # MLflow tag values are limited to 5,000 characters (SQL store); reasons are cut to fit.
@@ -33,6 +34,8 @@ class EvalRecord:
     champion: int | None  # the champion it was compared with; None for a first model
     golden_accuracy: float
     calibration_json: str | None = None  # evaluation.calibration.Calibration, as JSON
+    golden_sha256: str | None = None  # the golden set version the gate compared on
+    golden_rows: int | None = None
 
     def to_tags(self) -> dict[str, str]:
         tags = {GATE: "passed" if self.passed else "failed",
@@ -41,6 +44,8 @@ class EvalRecord:
                 GOLDEN_ACCURACY: repr(float(self.golden_accuracy))}
         if self.calibration_json is not None:
             tags[CALIBRATION] = self.calibration_json
+        if self.golden_sha256 is not None:
+            tags[GOLDEN_SHA256], tags[GOLDEN_ROWS] = self.golden_sha256, str(self.golden_rows)
         return tags
 
     @classmethod
@@ -51,7 +56,9 @@ class EvalRecord:
         reasons = tags.get(GATE_REASONS, "")
         return cls(passed=tags[GATE] == "passed", reasons=tuple(r for r in reasons.split("; ") if r),
                    champion=int(champion) if champion.isdigit() else None,
-                   golden_accuracy=float(tags[GOLDEN_ACCURACY]), calibration_json=tags.get(CALIBRATION))
+                   golden_accuracy=float(tags[GOLDEN_ACCURACY]), calibration_json=tags.get(CALIBRATION),
+                   golden_sha256=tags.get(GOLDEN_SHA256),
+                   golden_rows=int(tags[GOLDEN_ROWS]) if tags.get(GOLDEN_ROWS) else None)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ error is the one raised: a training error must never be replaced by an MLflow on
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,6 +40,12 @@ class RunLog:
     def artifacts(self, local_dir: str, artifact_path: str) -> None:
         with self.registry.guard(f"log artifacts {local_dir} to run {self.run_id}"):
             self.registry.client.log_artifacts(self.run_id, local_dir, artifact_path)
+
+
+def metric_name(prefix: str, key: str) -> str:
+    """An MLflow metric name for a user's label or slice: MLflow allows letters, digits,
+    ``_ - . / `` and space, so anything else becomes ``_``."""
+    return f"{prefix}/" + re.sub(r"[^\w\-. /]", "_", key)
 
 
 def end_run(registry: AdapterRegistry, run_id: str, status: str) -> None:

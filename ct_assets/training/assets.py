@@ -134,6 +134,7 @@ def build_training_assets(settings: Settings, partitions_def, automation=None) -
         training_dataset: Mapping[str, pl.DataFrame],
         base_model: BaseModelResource,
         registry: ModelRegistryResource,
+        golden: GoldenSetResource,
         state: StateDirs,
     ):
         """A LoRA adapter on the frozen base, registered in MLflow with alias challenger."""
@@ -179,6 +180,8 @@ def build_training_assets(settings: Settings, partitions_def, automation=None) -
                     "rows_per_day": {str(d): n for d, n in data.group_by("_day").len().iter_rows()},
                     "replay_share": round(replay.height / max(1, split["train"].height + split["val"].height), 4),
                     "warm_start_from": champion if champion_dir is not None else None,
+                    # The golden version its training rows were kept disjoint from.
+                    "golden": golden.load().version,
                 },
                 champion_adapter=champion_dir, warm_start=tr.warm_start, on_step=on_step,
             )

@@ -13,7 +13,7 @@ pick was skipped. It is the one arbiter: every sensor, the schedule and the repl
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ct_assets.core.schema import (
@@ -80,7 +80,6 @@ def drift_request(
     *,
     k: int,
     n: int,
-    thresholds: Mapping[str, float],
     today: dt.date,
     after: dt.date | None = None,
 ) -> TriggerRequest | None:
@@ -89,6 +88,9 @@ def drift_request(
     ``after`` (optional, e.g. the champion's training-window end) ignores days the
     champion was already trained on: otherwise a persistent shift against a fixed
     reference would re-trigger after every retrain, spaced only by the cooldown.
+    The reason quotes each value beside the threshold *that day* was judged by (recorded
+    in its drift_report row): calibrated thresholds move with the reference, and the
+    settings may only say "auto".
     """
     if not 1 <= k <= n:
         raise ValueError(f"need 1 <= k <= n, got k={k}, n={n}")
@@ -103,18 +105,18 @@ def drift_request(
     metrics = [m for m in DRIFT_METRICS if m in names] + sorted(names - set(DRIFT_METRICS))
     count_of = {m: sum(bool(o.flags.get(m)) for o in flagged) for m in metrics}
 
-    def latest_value(metric: str) -> float | None:
-        values = [o.scores.get(metric) for o in flagged if o.flags.get(metric)]
-        values = [v for v in values if v is not None]
-        return values[-1] if values else None
+    def latest(metric: str) -> tuple[float | None, float | None]:
+        """(value, that day's threshold) on the latest day the metric flagged with a value."""
+        days = [o for o in flagged if o.flags.get(metric) and o.scores.get(metric) is not None]
+        return (days[-1].scores[metric], days[-1].thresholds.get(metric)) if days else (None, None)
 
     def excess(metric: str) -> float:
-        value, limit = latest_value(metric), thresholds.get(metric)
+        value, limit = latest(metric)
         return value / limit if value is not None and limit else 0.0
 
     dominant = max(metrics, key=lambda m: (count_of[m], excess(m), -metrics.index(m)))
     name = METRIC_SHORT_NAMES.get(dominant, dominant)
-    shown = _value_vs_limit(latest_value(dominant), thresholds.get(dominant))
+    shown = _value_vs_limit(*latest(dominant))
     reason = f"drift {name}={shown} on {len(flagged)} of the last {len(window)} days"
     others = [METRIC_SHORT_NAMES.get(m, m) for m in metrics if m != dominant]
     if others:

@@ -68,7 +68,6 @@ def decide(candidates, instance, settings: Settings, today: dt.date, nothing: st
 
 def build_sensors(settings: Settings) -> list:
     tg = settings.triggers
-    thresholds = settings.drift.thresholds.model_dump()
 
     @sensor(asset_selection=CHAIN_KEYS, default_status=DefaultSensorStatus.RUNNING, minimum_interval_seconds=300,
             description=f"retrain on drift ({tg.drift_k} of {tg.drift_n} days) or accuracy < {tg.min_accuracy}")
@@ -80,8 +79,8 @@ def build_sensors(settings: Settings) -> list:
         window = registry.champion_window()
         candidates = [
             accuracy_request(obs, min_accuracy=tg.min_accuracy, use_estimated=tg.use_estimated_accuracy, today=today),
-            drift_request(obs, k=tg.drift_k, n=tg.drift_n, thresholds=thresholds, today=today,
-                          after=window[1] if window else None),
+            # The reason quotes the thresholds each day was judged by (its drift_report row).
+            drift_request(obs, k=tg.drift_k, n=tg.drift_n, today=today, after=window[1] if window else None),
         ]
         return decide(candidates, context.instance, settings, today, f"no drift or accuracy cause on {today}")
 

@@ -9,6 +9,7 @@ user-controlled text escaped (reasons and event names end up in markup).
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import polars as pl
 import pytest
@@ -28,6 +29,10 @@ def day(i: int) -> dt.date:
     return START + dt.timedelta(days=i)
 
 
+THRESHOLDS = {"label_js": 0.15, "label_psi": 0.25, "length_ks": 0.2, "oov_rate": 0.08, "text_auc": 0.75,
+              "concept_shift": 0.18}
+
+
 def series(ct: list[float | None], static: list[float | None] | None = None) -> list[dict]:
     """One record per day; day 5 is the drift start, retrain+promotion on day 8."""
     static = static or [0.9] * 5 + [0.7] * (len(ct) - 5)
@@ -44,6 +49,9 @@ def series(ct: list[float | None], static: list[float | None] | None = None) -> 
             "length_ks": 0.05,
             "oov_rate": 0.02 + (0.1 if drifting else 0.0),
             "text_auc": 0.55 + (0.3 if drifting else 0.0),
+            # The thresholds each day was judged by (drift_report's row); calibrated ones
+            # move when the reference does (here: a new champion window from day 8).
+            **{f"threshold_{m}": v + (0.01 if i >= 8 else 0.0) for m, v in THRESHOLDS.items()},
             "drift_verdict": "drift" if drifting else "stable",
             "triggers_fired": ["drift: drift JS=0.22 > 0.15 on 2 of the last 3 days"] if i == 6 else [],
             "retrained": i == 8,
@@ -114,6 +122,20 @@ def test_png_written_and_non_trivial(tmp_path, as_frame):
     assert out.stat().st_size > 10_000
 
 
+def test_png_scores_are_divided_by_their_own_days_threshold(tmp_path):
+    from ct_assets.demo.timeline import _ratio, _threshold_label
+
+    records = series(CT_GOOD)
+    assert _ratio(records[5], "oov_rate") == pytest.approx(0.12 / 0.08)
+    assert _ratio(records[9], "oov_rate") == pytest.approx(0.12 / 0.09)
+    assert _threshold_label(records[:8], "oov_rate") == "oov_rate (threshold 0.08)"
+    assert _threshold_label(records, "oov_rate") == "oov_rate (threshold 0.08-0.09, per day)"
+    # A day recorded without a threshold (uncalibrated, or an old row) is a gap, not a guess.
+    records[3]["threshold_oov_rate"] = None
+    assert math.isnan(_ratio(records[3], "oov_rate"))
+    assert render_timeline_png(records, tmp_path / "t.png", "per-day thresholds").stat().st_size > 10_000
+
+
 def test_png_without_drift_scores_still_renders(tmp_path):
     # A replay that never computed drift (e.g. drift disabled): two panels, no crash.
     records = [{k: v for k, v in r.items() if k not in ("label_js", "oov_rate", "text_auc")}
@@ -149,7 +171,9 @@ def test_html_lists_every_day_and_escapes_text(tmp_path):
     assert 'src="timeline.png"' in page
     assert "Policy comparison" in page
     assert "promoted v2 (auto-approved)" in page
-    assert "drift (label_js, oov_rate, text_auc)" in page  # derived from default thresholds
+    # Derived from each day's own thresholds, shown beside the scores (day 9's moved).
+    assert "drift (label_js 0.220 &gt; 0.150, oov_rate 0.120 &gt; 0.080, text_auc 0.850 &gt; 0.750)" in page
+    assert "oov_rate 0.120 &gt; 0.090" in page
     assert "cooldown: last training run on 2026-09-09" in page
 
 

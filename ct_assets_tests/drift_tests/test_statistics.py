@@ -1,4 +1,5 @@
-"""Tests for ct_assets.drift.statistics.compute_drift.
+"""Tests for ct_assets.drift.statistics.compute_drift (scores from drift.scores, judged
+by thresholds; here fixed numbers, the calibrated ones are tested in test_calibration).
 
 Each drift score answers one question (did the label prior move? did texts get longer?
 are there new words? can a classifier tell the days apart?), so the main table below
@@ -92,7 +93,7 @@ def test_each_change_flags_exactly_its_metrics(case, ref_kw, cur_kw, expected):
     # These texts carry no label signal, so the label proxy is never confident and
     # concept_shift honestly says "don't know" (its own cases are below).
     assert result.scores["concept_shift"] is None
-    assert "insufficient confident predictions" in result.notes["concept_shift"]
+    assert "confident predictions" in result.notes["concept_shift"]
 
 
 def test_text_auc_is_high_for_different_topics_and_near_chance_for_identical():
@@ -156,11 +157,24 @@ def test_vanished_label_gives_finite_psi():
                                      "shipping": 0, "account_access": 0}
 
 
-def test_unexpected_label_is_counted():
-    current = make_frame(100, 2, prefix="c").with_columns(pl.lit("other").alias("label"))
-    result = drift(make_frame(100, 1), current)
-    assert list(result.reference_labels) == [*LABELS, "other"]
-    assert result.current_labels["other"] == 100 and result.flags["label_js"]
+def test_unknown_label_is_counted_apart_and_never_feeds_the_flags():
+    # A label outside `labels` cannot be learnt by a retrain: it is reported (a new class
+    # emerging), not scored as drift, and its rows' texts still count as texts.
+    current = make_frame(600, 2, prefix="c").with_columns(
+        pl.when(pl.int_range(pl.len()) < 180).then(pl.lit("other")).otherwise(pl.col("label")).alias("label"))
+    result = drift(make_frame(2000, 1), current)
+    assert list(result.reference_labels) == LABELS and "other" not in result.current_labels
+    assert sum(result.current_labels.values()) == 420
+    assert result.unknown_labels == {"other": 180} and result.rows_read == 600
+    assert not result.drifted_metrics, result.to_markdown()  # the other 420 are the reference's world
+    assert result.verdict == "new_class" and result.new_classes == [("other", 180)]
+    assert "new class emerging: 'other' (180 rows); add it to `labels` to train it" in result.to_markdown()
+    # At or below the share it is listed but is no new class.
+    known = current.filter(pl.col("label") != "other")
+    few = drift(make_frame(2000, 1), known, unknown_labels={"other": 21}, rows_read=441, max_unknown_label_share=0.05)
+    assert few.unknown_labels == {"other": 21} and few.verdict == "stable"
+    assert "| other | 21 | 4.8% |" in few.to_markdown()
+    json.dumps(few.to_metadata())
 
 
 def test_deterministic_and_independent_of_row_order():
@@ -180,7 +194,9 @@ def test_report_formats():
     assert meta["new_terms"][0] == ["zorblax", 300]
     md = result.to_markdown()
     assert md.startswith("**Verdict: drift**")
-    assert "| metric | value | threshold | flag |" in md
+    assert "| metric | score | threshold | source | p-value | flag |" in md
+    assert "| oov_rate | " in md and " | 0.08 | fixed | - | DRIFT |" in md
+    assert meta["threshold_sources"]["oov_rate"] == "fixed" and meta["p_values"]["oov_rate"] is None
     assert "| label | reference | current |" in md
     assert "| zorblax | 300 |" in md
 
@@ -190,6 +206,22 @@ def test_missing_threshold_is_an_error(key):
     with pytest.raises(ValueError, match=key):
         compute_drift(make_frame(50, 1), make_frame(50, 2), labels=LABELS,
                       thresholds={k: v for k, v in THRESHOLDS.items() if k != key})
+
+
+def test_auto_threshold_without_calibration_is_an_error():
+    # "auto" needs a null; compute_drift never guesses one.
+    with pytest.raises(ValueError, match=r"thresholds\['label_js'\] is 'auto': calibrate"):
+        compute_drift(make_frame(50, 1), make_frame(50, 2), labels=LABELS, thresholds={**THRESHOLDS, "label_js": "auto"})
+
+
+def test_minimum_sizes_come_from_the_caller():
+    # drift.min_rows / drift.min_labelled_rows decide "insufficient data", not constants.
+    reference, current = make_frame(500, 1), make_frame(60, 2, prefix="c")
+    assert drift(reference, current).scores["label_js"] is not None
+    strict = drift(reference, current, min_rows=61, min_labelled_rows=61)
+    assert strict.scores["label_js"] is None and strict.scores["oov_rate"] is None
+    assert "drift.min_labelled_rows 61" in strict.notes["label_js"] and "drift.min_rows 61" in strict.notes["oov_rate"]
+    assert not any(strict.flags[m] for m in ("label_js", "label_psi", "length_ks", "oov_rate", "text_auc"))
 
 
 # --- concept_shift: texts that carry their label --------------------------------------
@@ -271,10 +303,10 @@ def test_concept_shift_needs_labels_and_enough_predictions():
         pl.when(pl.int_range(pl.len()) < 19).then(pl.col("label")).otherwise(None).alias("label"))
     result = drift(reference, few_labels)
     assert result.scores["concept_shift"] is None and not result.flags["concept_shift"]
-    assert "insufficient labels" in result.notes["concept_shift"]
+    assert "labelled rows per side" in result.notes["concept_shift"]
     # 40 labelled rows over 4 classes: no class reaches the 15 predictions a precision needs.
     result = drift(reference, make_labelled_frame(40, 2, prefix="c"), concept_min_rows=15)
     assert result.scores["concept_shift"] is None
-    assert "insufficient confident predictions" in result.notes["concept_shift"]
+    assert "confident predictions" in result.notes["concept_shift"]
     result = drift(reference, make_labelled_frame(40, 2, prefix="c"), concept_min_rows=5)
     assert result.scores["concept_shift"] is not None

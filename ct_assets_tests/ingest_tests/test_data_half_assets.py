@@ -121,3 +121,31 @@ def test_cli_partition_range_backfill(tmp_path):
     for asset in DATA:
         for i in range(2):
             assert (home.lake / asset / f"{day(i)}.parquet").exists(), (asset, i)
+
+
+def test_a_new_class_does_not_stop_the_data_half(tmp_path):
+    """A stream that starts carrying a label nobody configured: its rows are quarantined as
+    unknown_label, the rejected-fraction check still passes, and drift_report runs."""
+    import json
+
+    settings = small_settings(**{"source.kind": "landing_zone", "reference.end": day(0),
+                                 "quality.max_bad_fraction": 0.2})
+    home = make_home(tmp_path)
+    for i in range(2):
+        folder = home.landing / f"dt={day(i)}"
+        folder.mkdir(parents=True)
+        labels = [settings.labels[k % 3] for k in range(60)] + ["loyalty_program"] * (20 if i else 0)
+        rows = [{"event_id": f"{i}-{k}", "event_ts": f"{day(i)}T10:{k % 60:02d}:00Z",
+                 "text": f"ticket number {k} about {label.replace('_', ' ')} please help",
+                 "label": label, "label_ts": f"{day(i)}T11:00:00Z"} for k, label in enumerate(labels)]
+        (folder / "part.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    defs = build_definitions(settings, home)
+    with instance_for_test() as instance:
+        for i in range(2):
+            assert materialize_range(defs, instance, DATA, day(i), day(i)).success
+        check = _check(instance, "validated_window", "rejected_fraction_within_limit")
+        assert check.status.value == "SUCCEEDED"
+        lake = Lake(base_path=str(home.lake))
+        quarantined = lake.read("quarantined_rows", day(1))
+        assert quarantined.height == 20 and set(quarantined["reason"]) == {"unknown_label"}
+        assert lake.read("drift_report", day(1)) is not None  # the data half went on

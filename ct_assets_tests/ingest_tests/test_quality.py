@@ -298,3 +298,15 @@ def test_invariant_clean_plus_quarantine_is_raw(seed):
         codes = reasons.split(",")
         assert reason == codes[0]
         assert codes == [c for c in REASON_CODES if c in codes]  # priority order, no repeats
+
+
+def test_a_new_class_is_quarantined_but_not_counted_as_broken():
+    rows = [row(1), row(2), row(3, label="brand_new_topic"), row(4, label="brand_new_topic"),
+            # broken and unknown at once: it counts as broken (its first reason is wrong_type)
+            row(5, label="brand_new_topic", _type_errors="text: expected string, got int")]
+    result = split(raw_frame(rows))
+    assert result.quarantine.height == 3  # kept, with reasons, never dropped
+    assert reasons_of(result) == {3: "unknown_label", 4: "unknown_label", 5: "wrong_type,unknown_label"}
+    assert result.unknown_label_rows == 2
+    assert result.rejected_fraction == pytest.approx(3 / 5)
+    assert result.bad_fraction == pytest.approx(1 / 5)  # what quality.max_bad_fraction limits

@@ -28,6 +28,7 @@ from ct_assets.triggers.policy import (
 )
 
 TODAY = dt.date(2026, 9, 21)
+# The thresholds each observed day was judged by (recorded in its drift_report row).
 THRESHOLDS = {"label_js": 0.10, "label_psi": 0.25, "length_ks": 0.2, "oov_rate": 0.08, "text_auc": 0.75}
 
 
@@ -43,12 +44,13 @@ def obs(
     acc: float | None = 0.9,
     rows: int = 100,
     est: float | None = 0.9,
+    thresholds: dict[str, float | None] | None = None,
 ) -> DayObservation:
     """A day whose `drift` metrics are flagged with the given scores; the rest are calm."""
     drift = drift or {}
     scores = {m: drift.get(m, 0.01 if m != "text_auc" else 0.5) for m in THRESHOLDS}
     flags = {m: m in drift for m in THRESHOLDS}
-    return DayObservation(day(offset), scores, flags, acc, rows, est)
+    return DayObservation(day(offset), scores, flags, acc, rows, est, thresholds=thresholds or THRESHOLDS)
 
 
 JS = {"label_js": 0.21}
@@ -69,7 +71,7 @@ JS = {"label_js": 0.21}
 )
 def test_drift_k_of_n_boundaries(flagged_offsets, k, n, fires):
     observations = [obs(o, drift=JS if o in flagged_offsets else None) for o in range(-5, 1)]
-    req = drift_request(observations, k=k, n=n, thresholds=THRESHOLDS, today=TODAY)
+    req = drift_request(observations, k=k, n=n, today=TODAY)
     assert (req is not None) == fires
 
 
@@ -79,7 +81,7 @@ def test_drift_reason_names_dominant_metric_latest_value_threshold_and_count():
         obs(-1, drift={"label_js": 0.15, "oov_rate": 0.09}),
         obs(0, drift={"label_js": 0.21}),
     ]
-    req = drift_request(observations, k=2, n=3, thresholds=THRESHOLDS, today=TODAY)
+    req = drift_request(observations, k=2, n=3, today=TODAY)
     assert req is not None and req.trigger == "drift"
     # JS was flagged on both days (OOV on one), and 0.21 is its latest value.
     assert req.reason.startswith("drift JS=0.21 > 0.10 on 2 of the last 3 days")
@@ -88,22 +90,33 @@ def test_drift_reason_names_dominant_metric_latest_value_threshold_and_count():
     assert req.partition_key == "2026-09-21"
 
 
+def test_drift_reason_uses_each_days_own_threshold():
+    # Calibrated thresholds move with the reference: the value is shown against the
+    # threshold of the day it comes from; a day recorded without one shows the value only.
+    observations = [obs(-1, drift={"oov_rate": 0.30}, thresholds={**THRESHOLDS, "oov_rate": 0.2}),
+                    obs(0, drift={"oov_rate": 0.27}, thresholds={**THRESHOLDS, "oov_rate": 0.25})]
+    req = drift_request(observations, k=2, n=3, today=TODAY)
+    assert req is not None and req.reason.startswith("drift OOV=0.27 > 0.25 on 2 of the last 2 days")
+    legacy = [DayObservation(day(o), {"oov_rate": 0.3}, {"oov_rate": True}, 0.9, 100, 0.9) for o in (-1, 0)]
+    assert drift_request(legacy, k=2, n=3, today=TODAY).reason.startswith("drift OOV=0.30 on 2 of")
+
+
 def test_drift_ignores_days_after_today_and_before_after():
     future = [obs(0), obs(1, drift=JS), obs(2, drift=JS)]  # flags only in the future
-    assert drift_request(future, k=2, n=3, thresholds=THRESHOLDS, today=TODAY) is None
+    assert drift_request(future, k=2, n=3, today=TODAY) is None
     # Days up to the champion's window end were already trained on: they do not count.
     trained_on = [obs(-2, drift=JS), obs(-1, drift=JS), obs(0)]
-    assert drift_request(trained_on, k=2, n=3, thresholds=THRESHOLDS, today=TODAY, after=day(-1)) is None
-    assert drift_request(trained_on, k=2, n=3, thresholds=THRESHOLDS, today=TODAY) is not None
+    assert drift_request(trained_on, k=2, n=3, today=TODAY, after=day(-1)) is None
+    assert drift_request(trained_on, k=2, n=3, today=TODAY) is not None
 
 
 def test_drift_run_key_stable_for_same_cause_new_for_new_cause():
     base = [obs(-2), obs(-1, drift=JS), obs(0, drift=JS)]
-    first = drift_request(base, k=2, n=3, thresholds=THRESHOLDS, today=TODAY)
+    first = drift_request(base, k=2, n=3, today=TODAY)
     # Re-evaluated (e.g. the sensor ticks again, input order shuffled): same key.
-    again = drift_request(list(reversed(base)), k=2, n=3, thresholds=THRESHOLDS, today=TODAY)
+    again = drift_request(list(reversed(base)), k=2, n=3, today=TODAY)
     # A day later with a new flagged day: a new cause, a new key.
-    later = drift_request([*base, obs(1, drift=JS)], k=2, n=3, thresholds=THRESHOLDS, today=day(1))
+    later = drift_request([*base, obs(1, drift=JS)], k=2, n=3, today=day(1))
     assert first is not None and again is not None and later is not None
     assert first.run_key == again.run_key
     assert later.run_key != first.run_key
@@ -111,7 +124,7 @@ def test_drift_run_key_stable_for_same_cause_new_for_new_cause():
 
 def test_drift_rejects_k_above_n():
     with pytest.raises(ValueError, match="k <= n"):
-        drift_request([], k=3, n=2, thresholds=THRESHOLDS, today=TODAY)
+        drift_request([], k=3, n=2, today=TODAY)
 
 
 @pytest.mark.parametrize(

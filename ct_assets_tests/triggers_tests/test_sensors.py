@@ -27,15 +27,19 @@ from ct_assets.registry.mlflow_registry import AdapterRegistry
 from ct_assets.triggers.sensors import CHAIN
 from ct_assets_tests.helpers import START, make_home, small_settings
 
-THRESHOLDS = small_settings().drift.thresholds.model_dump()
+# The thresholds a day was judged by, as drift_report records them in its row (calibrated
+# ones differ per reference, so the sensor must read them from the row, not the settings).
+THRESHOLDS = {"label_js": 0.15, "label_psi": 0.25, "length_ks": 0.2, "oov_rate": 0.08, "text_auc": 0.75,
+              "concept_shift": 0.18}
 
 
-def _drift_row(day: dt.date, *, drifted=(), accuracy=0.9, labelled=150, estimated=0.9) -> dict:
+def _drift_row(day: dt.date, *, drifted=(), accuracy=0.9, labelled=150, estimated=0.9, thresholds=None) -> dict:
+    limits = thresholds or THRESHOLDS
     row = {"partition": day.isoformat(), "verdict": "drift" if drifted else "stable",
            "champion_accuracy": accuracy, "champion_labelled_rows": labelled,
            "champion_estimated_accuracy": estimated}
-    scores = {metric: limit * (2 if metric in drifted else 0.5) for metric, limit in THRESHOLDS.items()}
-    return row | drift_columns(scores, {metric: metric in drifted for metric in THRESHOLDS})
+    scores = {metric: limit * (2 if metric in drifted else 0.5) for metric, limit in limits.items()}
+    return row | drift_columns(scores, {metric: metric in drifted for metric in limits}, limits)
 
 
 class World:
@@ -103,6 +107,20 @@ def test_drift_fires_on_k_of_n(tmp_path, flagged_days, expect):
         assert req.tags["ct/trigger"] == "drift" and req.tags["ct/reason"].startswith(expect)
         assert req.partition_key == day(19).isoformat()
         assert [k.to_user_string() for k in req.asset_selection] == list(CHAIN)
+
+
+def test_drift_reason_quotes_the_threshold_each_day_was_judged_by(tmp_path):
+    # Every threshold "auto" in the settings: the numbers exist only in the drift rows,
+    # and they moved between the two days (a new reference was calibrated).
+    w = World(tmp_path, **{"drift.thresholds": {}})
+    assert set(w.settings.drift.thresholds.model_dump().values()) == {"auto"}
+    w.champion(tmp_path, window_end=day(12))
+    w.drift(day(18), drifted=("oov_rate",), thresholds={**THRESHOLDS, "oov_rate": 0.21})
+    w.drift(day(19), drifted=("oov_rate",), thresholds={**THRESHOLDS, "oov_rate": 0.31})
+    with instance_for_test() as instance:
+        (req,) = w.tick(instance, "metric_retrain_sensor").run_requests
+    # The latest flagged day's value (2 x 0.31) against that day's own threshold.
+    assert req.tags["ct/reason"].startswith("drift OOV=0.62 > 0.31 on 2 of the last 2 days")
 
 
 @pytest.mark.parametrize(
