@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from ct_assets.core.home import ct_home
@@ -83,7 +84,10 @@ def _cmd_import(args) -> int:
     from ct_assets.ingest.importer import ColumnMap, ImporterError, import_files
 
     settings = get_settings()
-    landing = ct_home().resolve(settings.source.path)
+    # The whole CT_HOME, dagster.yaml included: the next step (a backfill with `dagster asset
+    # materialize`) needs DAGSTER_HOME to exist before any code location loads.
+    home = ct_home().ensure(max_training_runs=settings.triggers.max_concurrent_training_runs)
+    landing = home.resolve(settings.source.path, "source.path")
     columns = ColumnMap(text=args.text, label=args.label, time=args.time, label_time=args.label_time, id=args.id)
     try:
         result = import_files(args.files, landing, columns, tz=args.tz, time_format=args.time_format,
@@ -186,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     # The demo prints its own progress bar; MLflow's per-download bars would drown it.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # Dagster's beta/preview notices are about its API's stability, not the user's data; at
+    # every definitions load they buried the output a user has to read.
+    warnings.filterwarnings("ignore", message=r".*is currently in (beta|preview).*")
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

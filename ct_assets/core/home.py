@@ -12,6 +12,7 @@ Layout (README "State: everything under CT_HOME"):
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -44,6 +45,20 @@ concurrency:
     # lora_adapter runs in pool "training": at most this many training steps at once,
     # however they were launched (sensor, schedule, UI, backfill).
     default_limit: {max_training_runs}
+run_monitoring:
+  # Killed runs must not stay STARTED, holding run slots (max_concurrent_runs) and pool
+  # slots. The daemon fails runs stuck starting or canceling, and any run past
+  # max_runtime_seconds; the default run launcher cannot probe a worker's health, and
+  # in-process runs (the CLI, ct demo) have no worker at all: those are marked failed by
+  # ct_assets.orchestration.run_sweep at the next run, from the pid the run is tagged with.
+  enabled: true
+  start_timeout_seconds: 180
+  cancel_timeout_seconds: 180
+  max_runtime_seconds: 21600
+  max_resume_run_attempts: 0
+  poll_interval_seconds: 60
+  # Pool slots of a run that ended (also one marked failed above) are freed after this.
+  free_slots_after_run_end_seconds: 60
 telemetry:
   enabled: false
 """
@@ -85,10 +100,11 @@ class CtHome:
     def mlflow_artifact_root(self) -> str:
         return (self.mlflow / "artifacts").as_uri()
 
-    def resolve(self, path: str | os.PathLike) -> Path:
-        """A settings path: absolute stays, relative is taken under CT_HOME, and
-        ``package://PKG/PATH`` is a file shipped inside the installed package PKG."""
-        return resolve_path(path, self.root)
+    def resolve(self, path: str | os.PathLike, key: str = "path") -> Path:
+        """A settings path: absolute (or ``~``) stays, relative is taken under CT_HOME and
+        may not leave it, and ``package://PKG/PATH`` is a file shipped inside the installed
+        package PKG. ``key`` is the setting named in errors."""
+        return resolve_path(path, self.root, key)
 
     def ensure(self, max_training_runs: int = 1) -> "CtHome":
         for d in (self.dagster, self.mlflow, self.lake, self.landing, self.checkpoints, self.reports):
@@ -96,7 +112,9 @@ class CtHome:
         cfg = self.dagster / "dagster.yaml"
         text = DAGSTER_YAML.format(base_dir=self.dagster, max_training_runs=max_training_runs)
         if not cfg.exists() or cfg.read_text() != text:
-            tmp = cfg.with_suffix(".yaml.tmp")
+            # A temp name per process: two processes loading the code location at once (dagster
+            # dev and a CLI, or two test workers) must not rename each other's file away.
+            tmp = cfg.with_name(f".dagster.yaml.{os.getpid()}.{uuid.uuid4().hex}.tmp")
             tmp.write_text(text)
             tmp.replace(cfg)
         return self
@@ -105,18 +123,47 @@ class CtHome:
 PACKAGE_SCHEME = "package://"
 
 
-def resolve_path(path: str | os.PathLike, root: Path) -> Path:
-    text = os.fspath(path)
+def path_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a settings path, or None. Refused: an empty path, and a
+    relative path (or package path) that climbs out of its root or names the root itself.
+    Lexical on purpose: settings are checked before CT_HOME exists, and a symlink inside
+    CT_HOME is the user's explicit choice."""
     if not text.strip():
-        raise ValueError("an empty path is not a location; give a file or folder")
+        return f"an empty path ({text!r}) is not a location; give a file or folder"
+    if text.startswith(PACKAGE_SCHEME):
+        package, _, rel = text[len(PACKAGE_SCHEME):].partition("/")
+        if not package or not rel or _climbs(rel):
+            return f"{text!r} must be package://PKG/PATH with PATH inside PKG"
+        return None
+    if Path(os.path.expanduser(text)).is_absolute():
+        return None  # an absolute path is used as given
+    if _climbs(text):
+        return f"relative path {text!r} leaves CT_HOME; make it absolute to point outside"
+    if os.path.normpath(text) == ".":
+        # "." (or "a/..") would mix this setting's files with CT_HOME's own folders.
+        return f"relative path {text!r} names CT_HOME itself; give a folder or file inside it"
+    return None
+
+
+def _climbs(rel: str) -> bool:
+    norm = os.path.normpath(rel)
+    return norm == os.pardir or norm.startswith(os.pardir + os.sep)
+
+
+def resolve_path(path: str | os.PathLike, root: Path, key: str = "path") -> Path:
+    """See CtHome.resolve; errors start with ``key``, the setting the path came from."""
+    text = os.fspath(path)
+    problem = path_problem(text)
+    if problem is not None:
+        raise ValueError(f"{key}: {problem}")
     if text.startswith(PACKAGE_SCHEME):
         package, _, rel = text[len(PACKAGE_SCHEME):].partition("/")
         try:
             base = resources.files(package)
         except ModuleNotFoundError:
-            raise ValueError(f"{text}: package {package!r} is not installed") from None
+            raise ValueError(f"{key}: {text}: package {package!r} is not installed") from None
         return Path(str(base.joinpath(rel)))
-    p = Path(text)
+    p = Path(os.path.expanduser(text))
     return p if p.is_absolute() else root / p
 
 

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
 
+import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ct_assets.core.home import ct_home, resolve_path
+from ct_assets.core.cron import validate_cron
+from ct_assets.core.home import ct_home, path_problem, resolve_path
+from ct_assets.core.strict_yaml import read_yaml
 
 CONFIG_ENV = "CT_CONFIG"
 DEFAULT_CONFIG_NAME = "ct.yaml"
@@ -28,7 +32,32 @@ class SettingsError(ValueError):
 
 class _Strict(BaseModel):
     # extra="forbid": a typo in ct.yaml is an error, not a silently ignored key.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: `.inf` or `.nan` as a rate, share or threshold is always a mistake.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _booleans_are_not_numbers(cls, value: object, info: pydantic.ValidationInfo) -> object:
+        # Pydantic's lax mode reads `window_days: true` as 1 and `mask_emails: 1` as true;
+        # either is a slip in ct.yaml, not a value. Strings stay lax on purpose: PyYAML reads
+        # `5e-3` (no dot) as the string "5e-3", and refusing it would punish valid YAML 1.2.
+        wants_bool = cls.model_fields[info.field_name].annotation is bool
+        if isinstance(value, bool) and not wants_bool:
+            raise ValueError("a boolean is not a number or text here; write the value itself")
+        if wants_bool and not isinstance(value, bool):
+            raise ValueError("expected true or false")
+        return value
+
+
+def _path_setting(value: str) -> str:
+    # The error's location already names the key (source.path, golden.path, ...).
+    if (problem := path_problem(value)) is not None:
+        raise ValueError(problem)
+    return value
+
+
+# A file or folder: relative is under CT_HOME and may not leave it (core/home.py).
+SettingsPath = Annotated[str, AfterValidator(_path_setting)]
 
 
 class ScenarioSettings(_Strict):
@@ -55,7 +84,8 @@ class SimulatorSettings(_Strict):
 
 class SourceSettings(_Strict):
     kind: Literal["landing_zone", "simulator"] = "simulator"
-    path: str = Field(default="landing", description="landing zone; relative paths are under CT_HOME")
+    # The simulator writes here too, so a path out of CT_HOME would write outside it.
+    path: SettingsPath = Field(default="landing", description="landing zone; relative paths are under CT_HOME")
     simulator: SimulatorSettings = SimulatorSettings()
 
 
@@ -133,7 +163,7 @@ class DriftSettings(_Strict):
 
 
 class GoldenSettings(_Strict):
-    path: str | None = Field(
+    path: SettingsPath | None = Field(
         default=None,
         description="the golden set: JSONL, CSV or Parquet with text and label (and optional slice, event_id); "
         "relative paths are under CT_HOME; package://PKG/PATH names a file shipped in an installed package")
@@ -149,6 +179,14 @@ class BaseModelSettings(_Strict):
         description="package name (kind=package), directory (kind=directory) or hub id (kind=hub)",
     )
     model_id: str = Field(default="sentence-transformers/all-MiniLM-L6-v2", description="recorded id")
+
+    @field_validator("name")
+    @classmethod
+    def _directory_under_home(cls, value: str, info: pydantic.ValidationInfo) -> str:
+        # Only a directory is a path (resolved under CT_HOME); package and hub names are ids.
+        if info.data.get("kind") == "directory":
+            _path_setting(value)
+        return value
 
 
 class LoraSettings(_Strict):
@@ -167,7 +205,8 @@ class TrainingSettings(_Strict):
     max_length: int = Field(default=64, ge=8)
     batch_size: int = Field(default=32, ge=1)
     max_epochs: int = Field(default=2, ge=1)
-    learning_rate: float = Field(default=5e-3, gt=0.0)
+    # Above 1 no optimiser this trains with (AdamW on a LoRA adapter) converges.
+    learning_rate: float = Field(default=5e-3, gt=0.0, le=1.0)
     patience: int = Field(default=2, ge=1, description="evals without improvement before stopping")
     eval_every_steps: int = Field(default=50, ge=1)
     checkpoint_every_steps: int = Field(default=50, ge=1)
@@ -218,6 +257,11 @@ class TriggerSettings(_Strict):
     cooldown_days: int = Field(default=5, ge=0)
     max_concurrent_training_runs: int = Field(default=1, ge=1)
 
+    @field_validator("schedule_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return validate_cron(value)  # at load, so the error names this key, not the schedule
+
     @model_validator(mode="after")
     def _k_of_n(self) -> "TriggerSettings":
         if self.drift_k > self.drift_n:
@@ -238,12 +282,26 @@ class Settings(_Strict):
     promotion: PromotionSettings = PromotionSettings()
     triggers: TriggerSettings = TriggerSettings()
 
+    @field_validator("labels")
+    @classmethod
+    def _labels_are_ids(cls, labels: tuple[str, ...]) -> tuple[str, ...]:
+        # Labels are matched exactly against feedback, so a padded label silently matches
+        # nothing, and "Billing" beside "billing" splits one class into two heads.
+        first: dict[str, int] = {}
+        for i, label in enumerate(labels):
+            if not label.strip():
+                raise ValueError(f"labels.{i}: {label!r} is empty")
+            if label != label.strip():
+                raise ValueError(f"labels.{i}: {label!r} has leading or trailing spaces")
+            j = first.setdefault(label.casefold(), i)
+            if j != i:
+                raise ValueError(f"labels.{i}: {label!r} repeats labels.{j} {labels[j]!r} (case is ignored)")
+        return labels
+
     @model_validator(mode="after")
     def _consistent(self) -> "Settings":
         if len(self.labels) < 2:
             raise ValueError(f"labels: need at least 2, got {list(self.labels)}")
-        if len(set(self.labels)) != len(self.labels):
-            raise ValueError(f"labels: duplicates in {list(self.labels)}")
         if self.reference.start < self.partitions.start_date:
             raise ValueError(
                 f"reference.start {self.reference.start} is before partitions.start_date "
@@ -253,13 +311,19 @@ class Settings(_Strict):
 
 
 def _format_errors(err: ValidationError, source: str) -> str:
-    lines = []
+    # One line per key: a `float | "auto"` setting fails once per union member, and pydantic
+    # puts the member's name ("constrained-float", "literal['auto']") into the location.
+    by_key: dict[str, list[str]] = {}
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        key = ".".join(str(p) for p in e["loc"] if not _UNION_TAG.search(str(p))) or "<root>"
         value = e.get("input")
         shown = repr(value) if not isinstance(value, dict) else "{...}"
-        lines.append(f"  {key}: {e['msg']} (got {shown})")
+        by_key.setdefault(key, []).append(f"{e['msg']} (got {shown})")
+    lines = [f"  {key}: " + "; or ".join(msgs) for key, msgs in by_key.items()]
     return f"invalid settings in {source}:\n" + "\n".join(lines)
+
+
+_UNION_TAG = re.compile(r"[\[\-]|^(?:float|int|str|bool|none)$")
 
 
 def parse_settings(raw: object, source: str = "<dict>", home_root: Path | None = None) -> Settings:
@@ -282,7 +346,7 @@ def _check_golden(settings: Settings, source: str, home_root: Path) -> None:
 
     g = settings.golden
     try:
-        path = resolve_path(g.path, home_root)
+        path = resolve_path(g.path, home_root, "golden.path")
         check_golden(load_golden(path), settings.labels, min_per_label=g.min_per_label,
                      unsupported_labels=g.unsupported_labels)
     except (GoldenSetError, ValueError) as err:
@@ -306,13 +370,22 @@ def config_path() -> Path | None:
 def load_settings(path: str | Path | None = None) -> Settings:
     path = Path(path) if path is not None else config_path()
     if path is None:
-        return parse_settings(yaml.safe_load(default_config_text()), "embedded ct.yaml")
+        return parse_settings(read_yaml(default_config_text()), "embedded ct.yaml")
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: a BOM (Windows editors add one) is not part of the first key.
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise SettingsError(f"settings file not found: {path} (set {CONFIG_ENV} or create ct.yaml)") from None
+    except IsADirectoryError:
+        raise SettingsError(f"{path}: is a directory; {CONFIG_ENV} must name a ct.yaml file") from None
+    except UnicodeDecodeError as err:
+        bad = err.object[err.start:err.start + 1]
+        raise SettingsError(
+            f"{path}: not UTF-8 text (byte {bad!r} at offset {err.start}); save the file as UTF-8") from None
+    except OSError as err:
+        raise SettingsError(f"{path}: cannot read the settings file: {err.strerror or err}") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = read_yaml(text)
     except yaml.YAMLError as err:
         raise SettingsError(f"{path}: not valid YAML: {err}") from None
     return parse_settings(raw, str(path))

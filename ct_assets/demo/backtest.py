@@ -69,10 +69,10 @@ def landing_days(landing: Path) -> list[dt.date]:
 def pinned(settings: Settings, home: CtHome) -> Settings:
     """Settings whose paths point into ``home`` absolutely, so a per-policy CT_HOME
     replays the same landing zone and golden set instead of empty ones of its own."""
-    source = settings.source.model_copy(update={"path": str(home.resolve(settings.source.path))})
+    source = settings.source.model_copy(update={"path": str(home.resolve(settings.source.path, "source.path"))})
     golden = settings.golden
     if golden.path is not None:
-        golden = golden.model_copy(update={"path": str(home.resolve(golden.path))})
+        golden = golden.model_copy(update={"path": str(home.resolve(golden.path, "golden.path"))})
     return settings.model_copy(update={"source": source, "golden": golden})
 
 

@@ -57,11 +57,18 @@ def build_ingest_assets(settings: Settings, partitions_def, automation=None) -> 
     def raw_window(context: AssetExecutionContext, source: RowSource):
         """The day's rows from the source, coerced to the landing row contract."""
         frames, per_day, empty_days, files = {}, [], [], 0
+        # What the reader did not read, or did not keep in its own type: never silent.
+        skipped, json_text, renamed = [], {}, {}
         for key in context.partition_keys:
             day = source.fetch_day(day_of(key))
             frame = day.frame
             frames[key] = frame
             files += len(day.files)
+            skipped += [{"partition": key, "file": f, "reason": why} for f, why in day.skipped]
+            if day.json_text_columns:
+                json_text[key] = day.json_text_columns
+            if day.renamed_columns:
+                renamed[key] = day.renamed_columns
             known = labels_as_of(frame, day_of(key)) if frame.height else frame
             labelled = known.filter(pl.col("label").is_not_null()).height
             per_day.append({
@@ -74,6 +81,8 @@ def build_ingest_assets(settings: Settings, partitions_def, automation=None) -> 
             if frame.height == 0:
                 empty_days.append(key)
             context.log.info(f"raw_window[{key}]: {frame.height} rows from {len(day.files)} file(s) via {source.describe()}")
+            for f, why in day.skipped:
+                context.log.warning(f"raw_window[{key}]: not read: {f}: {why}")
         all_rows = pl.concat(list(frames.values()), how="diagonal_relaxed")
         label_counts = labels_as_of(all_rows, day_of(context.partition_keys[-1]))["label"].drop_nulls().value_counts()
         yield Output(
@@ -87,6 +96,9 @@ def build_ingest_assets(settings: Settings, partitions_def, automation=None) -> 
                 "label_counts": MetadataValue.json({r["label"]: r["count"] for r in label_counts.to_dicts()}),
                 "bytes": sum(d["bytes"] for d in per_day),
                 "files": files,
+                "skipped_files": MetadataValue.json(skipped),
+                "json_text_columns": MetadataValue.json(json_text),
+                "renamed_columns": MetadataValue.json(renamed),
                 "per_day": MetadataValue.md(markdown.table(per_day)),
                 "preview": MetadataValue.md(markdown.frame_preview(all_rows, 5, PREVIEW_COLUMNS)),
             },

@@ -1,39 +1,35 @@
 """The landing-zone row contract: read one day's files into the raw frame.
 
-Layout: ``<landing>/dt=YYYY-MM-DD/*.jsonl | *.csv | *.parquet``. The raw frame schema
-is in docs/CONTRACTS.md. Two outcomes only, for every kind of bad input:
-- a file-level problem (undecodable bytes, unparseable line, missing column, a parquet
-  column of the wrong type) raises ``LandingFileError`` naming file, partition, problem;
-- a row-level problem (bad timestamp, a number where text belongs) keeps the row, with
-  the original value preserved, for the quality rules to quarantine with a reason.
+Layout: ``<landing>/dt=YYYY-MM-DD/`` and its subfolders, files ``*.jsonl | *.ndjson |
+*.json | *.csv | *.parquet`` (suffixes case-insensitive). The raw frame schema is in
+docs/CONTRACTS.md. Three outcomes only, for every kind of bad input:
+- a file-level problem (undecodable bytes, unparseable line, missing column, duplicate
+  CSV header, a symlink out of the landing zone, a compressed data file) raises
+  ``LandingFileError`` naming file, partition, problem;
+- a row-level problem (bad timestamp, a number where text belongs, a duplicate JSON key)
+  keeps the row, with the original value preserved, for the quality rules to quarantine;
+- a file or folder that is not data (hidden, unknown suffix, not a regular file) is not
+  read and is listed in ``LandingDay.skipped`` with the reason.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
-from ct_assets.core.schema import (
-    RAW_SCHEMA,
-    REQUIRED_COLUMNS,
-    STRING_COLUMNS,
-    TIMESTAMP_COLUMNS,
-)
+from ct_assets.core.schema import RAW_SCHEMA, STRING_COLUMNS, TIMESTAMP_COLUMNS
+from ct_assets.ingest.extras import clash_renames, exact_column
+from ct_assets.ingest.formats import READERS, LandingFileError, Record
 
-SUFFIXES = (".jsonl", ".csv", ".parquet")
+SUFFIXES = tuple(READERS)
+# "a.jsonl.gz": data the reader cannot read; an error, so it is not mistaken for noise.
+COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".zip", ".7z", ".lz4", ".snappy")
 
-
-class LandingFileError(ValueError):
-    """A landing file cannot be read under the row contract."""
-
-    def __init__(self, path: Path, partition: str, problem: str):
-        super().__init__(f"{path} (partition {partition}): {problem}")
-        self.path, self.partition, self.problem = path, partition, problem
+__all__ = ["RAW_SCHEMA", "EmptyDayError", "LandingDay", "LandingFileError", "read_landing_day"]
 
 
 class EmptyDayError(ValueError):
@@ -45,6 +41,12 @@ class LandingDay:
     frame: pl.DataFrame
     files: tuple[Path, ...]
     bytes_read: int
+    # (path relative to the landing zone, why it was not read)
+    skipped: tuple[tuple[str, str], ...] = ()
+    # extra column -> why it is stored as JSON text (docs/CONTRACTS.md)
+    json_text_columns: dict[str, str] = field(default_factory=dict)
+    # file relative to the landing zone -> {input column: stored column}
+    renamed_columns: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def day_dir(landing: Path, day: dt.date) -> Path:
@@ -81,18 +83,12 @@ def _raw_string(value: object) -> str | None:
     return json.dumps(value)
 
 
-def _coerce_records(records: list[dict], rel_name: str) -> pl.DataFrame:
-    """Contract columns to their types, keeping every original value recoverable."""
+def _coerce(rows: list[tuple[str, Record]]) -> tuple[pl.DataFrame, dict[str, str]]:
+    """The day's records as the raw frame; extras typed exactly (ct_assets.ingest.extras)."""
     cols: dict[str, list] = {name: [] for name in RAW_SCHEMA}
-    extras: dict[str, list] = {}
-    extra_names: list[str] = []
-    for rec in records:
-        for key in rec:
-            if key not in RAW_SCHEMA and key not in extras:
-                extras[key] = []
-                extra_names.append(key)
-    for line_no, rec in enumerate(records, start=1):
-        errors = []
+    extra_names = list(dict.fromkeys(k for _, (_, rec, _) in rows for k in rec if k not in RAW_SCHEMA))
+    for rel_name, (line_no, rec, findings) in rows:
+        errors = [findings] if findings else []
         for name in STRING_COLUMNS:
             value = rec.get(name)
             if value is not None and not isinstance(value, str):
@@ -106,105 +102,100 @@ def _coerce_records(records: list[dict], rel_name: str) -> pl.DataFrame:
         cols["_source_file"].append(rel_name)
         cols["_line"].append(line_no)
         cols["_type_errors"].append("; ".join(errors) or None)
-        for key in extra_names:
-            extras[key].append(rec.get(key))
     frame = pl.DataFrame(cols, schema=RAW_SCHEMA)
-    if extra_names:
-        try:
-            extra_frame = pl.DataFrame(extras, infer_schema_length=None, strict=False)
-        except (pl.exceptions.PolarsError, TypeError, ValueError) as err:
-            raise ValueError(f"extra columns {extra_names} have mixed types: {err}") from err
-        frame = frame.hstack(extra_frame)
-    return frame
+    json_text: dict[str, str] = {}
+    extras = []
+    for name in extra_names:
+        series, why = exact_column(name, [rec.get(name) for _, (_, rec, _) in rows])
+        extras.append(series)
+        if why:
+            json_text[name] = why
+    return (frame.hstack(extras) if extras else frame), json_text
 
 
-def _check_columns(columns: Iterable[str], path: Path, partition: str) -> None:
-    missing = [c for c in REQUIRED_COLUMNS if c not in set(columns)]
-    if missing:
-        raise LandingFileError(path, partition, f"missing required column(s) {missing}")
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or path.is_relative_to(root)
 
 
-def _decode(path: Path, partition: str) -> str:
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise LandingFileError(
-            path, partition, f"not UTF-8: byte 0x{data[err.start]:02x} at offset {err.start}"
-        ) from None
-
-
-def _read_jsonl(path: Path, partition: str) -> list[dict]:
-    records = []
-    for line_no, line in enumerate(_decode(path, partition).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise LandingFileError(path, partition, f"line {line_no} is not valid JSON: {err.msg}") from None
-        if not isinstance(rec, dict):
-            raise LandingFileError(path, partition, f"line {line_no} is a {type(rec).__name__}, not an object")
-        records.append(rec)
-    if records:
-        _check_columns(set().union(*records), path, partition)
-    return records
-
-
-def _read_csv(path: Path, partition: str) -> list[dict]:
-    text = _decode(path, partition)
-    if not text.strip():
-        return []
-    try:
-        # Every column as text: the contract types are applied by _coerce_records, so a
-        # CSV and a JSONL file of the same rows give the same raw frame.
-        frame = pl.read_csv(text.encode("utf-8"), infer_schema=False)
-    except pl.exceptions.PolarsError as err:
-        raise LandingFileError(path, partition, f"cannot parse CSV: {err}") from None
-    _check_columns(frame.columns, path, partition)
-    return frame.to_dicts()
-
-
-def _read_parquet(path: Path, partition: str) -> list[dict]:
-    try:
-        frame = pl.read_parquet(path)
-    except (pl.exceptions.PolarsError, OSError) as err:
-        raise LandingFileError(path, partition, f"cannot read Parquet: {err}") from None
-    _check_columns(frame.columns, path, partition)
-    for name in STRING_COLUMNS:
-        if frame.schema[name] not in (pl.Utf8, pl.Null):
-            raise LandingFileError(path, partition, f"column {name!r} has type {frame.schema[name]}, expected string")
-    for name in TIMESTAMP_COLUMNS:
-        dtype = frame.schema[name]
-        if not (dtype in (pl.Utf8, pl.Null) or isinstance(dtype, pl.Datetime)):
-            raise LandingFileError(path, partition, f"column {name!r} has type {dtype}, expected timestamp or ISO string")
-    return frame.to_dicts()
-
-
-READERS = {".jsonl": _read_jsonl, ".csv": _read_csv, ".parquet": _read_parquet}
-
-
-def list_day_files(landing: Path, day: dt.date) -> list[Path]:
-    folder = day_dir(landing, day)
-    if not folder.is_dir():
-        return []
+def _walk(folder: Path, ctx: dict, files: list[Path], skipped: list[tuple[str, str]]) -> None:
+    """Every file under ``folder``, recursively, in name order; the rest into ``skipped``."""
+    landing, root, partition, seen = ctx["landing"], ctx["root"], ctx["partition"], ctx["seen"]
     # Sorted: the same files always give the same row order, so a re-run is identical.
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in SUFFIXES)
+    for path in sorted(folder.iterdir(), key=lambda p: p.name):
+        rel = str(path.relative_to(landing))
+        if path.name.startswith("."):
+            # Writers stage there (ct import writes ".<name>.<uuid>.tmp" then renames).
+            skipped.append((rel, "hidden name (starts with '.'): staging or in-progress files are not data"))
+            continue
+        if path.is_symlink():
+            target = path.resolve()
+            if not target.exists():
+                raise LandingFileError(path, partition, f"broken symlink (to {target})")
+            if not _inside(target, root):
+                raise LandingFileError(path, partition, f"symlink resolves outside the landing zone, to {target}; not followed")
+        if path.is_dir():
+            real = path.resolve()
+            if real in seen:
+                skipped.append((rel, "folder already read (a symlink to it, or a symlink loop)"))
+                continue
+            seen.add(real)
+            # A subfolder, or a folder named like a file ("x.parquet/" of part files), is read.
+            _walk(path, ctx, files, skipped)
+        elif path.is_file():
+            suffixes = [x.lower() for x in path.suffixes]
+            if suffixes and suffixes[-1] in READERS:
+                files.append(path)
+            elif suffixes and suffixes[-1] in COMPRESSED and any(x in READERS for x in suffixes):
+                raise LandingFileError(path, partition, "compressed data file: the reader reads uncompressed files only")
+            else:
+                skipped.append((rel, f"suffix {path.suffix or '(none)'!r} is not one of {list(SUFFIXES)}"))
+        else:
+            skipped.append((rel, "not a regular file or folder (a FIFO, socket or device)"))
+
+
+def list_day_files(landing: Path, day: dt.date) -> tuple[list[Path], list[tuple[str, str]]]:
+    """(files to read, [(path relative to landing, why not read)]) of one day."""
+    folder = day_dir(landing, day)
+    partition = day.isoformat()
+    if not folder.exists() and not folder.is_symlink():
+        return [], []
+    root = landing.resolve()
+    if not _inside(folder.resolve(), root):
+        raise LandingFileError(folder, partition, f"the day folder resolves outside the landing zone, to {folder.resolve()}")
+    if not folder.is_dir():
+        raise LandingFileError(folder, partition, "the day's path is not a folder")
+    files: list[Path] = []
+    skipped: list[tuple[str, str]] = []
+    ctx = {"landing": landing, "root": root, "partition": partition, "seen": {folder.resolve()}}
+    _walk(folder, ctx, files, skipped)
+    return files, skipped
 
 
 def read_landing_day(landing: Path, day: dt.date, *, fail_on_empty: bool = False) -> LandingDay:
     """All of one day's landing files as the raw frame (docs/CONTRACTS.md)."""
     partition = day.isoformat()
-    files = list_day_files(landing, day)
-    frames = []
-    for path in files:
-        rel = str(path.relative_to(landing))
-        records = READERS[path.suffix](path, partition)
-        try:
-            frames.append(_coerce_records(records, rel))
-        except ValueError as err:
-            raise LandingFileError(path, partition, str(err)) from None
-    frame = pl.concat(frames, how="diagonal_relaxed") if frames else empty_raw_frame()
+    files, skipped = list_day_files(landing, day)
+    read = [(str(path.relative_to(landing)), READERS[path.suffixes[-1].lower()](path, partition))
+            for path in files]
+    # One rename map for the whole day: per file, `_line` of a file without `source__line`
+    # and the genuine `source__line` of another file would land in one column.
+    clashes = clash_renames(dict.fromkeys(k for _, records in read for _, rec, _ in records for k in rec))
+    rows: list[tuple[str, Record]] = []
+    renamed: dict[str, dict[str, str]] = {}
+    for rel, records in read:
+        used = {k: v for k, v in clashes.items() if any(k in rec for _, rec, _ in records)}
+        if used:
+            renamed[rel] = used
+            records = [(n, {clashes.get(k, k): v for k, v in rec.items()}, f) for n, rec, f in records]
+        rows += [(rel, r) for r in records]
+    frame, json_text = _coerce(rows) if rows else (empty_raw_frame(), {})
     if frame.height == 0 and fail_on_empty:
         raise EmptyDayError(f"partition {partition}: no rows in {day_dir(landing, day)} (fail_on_empty_day is on)")
-    return LandingDay(frame=frame, files=tuple(files), bytes_read=sum(p.stat().st_size for p in files))
+    return LandingDay(
+        frame=frame,
+        files=tuple(files),
+        bytes_read=sum(p.stat().st_size for p in files),
+        skipped=tuple(skipped),
+        json_text_columns=json_text,
+        renamed_columns=renamed,
+    )

@@ -4,7 +4,11 @@ Order matters and is fixed:
 1. Unicode NFC, so "e" + combining acute and precomposed "é" are one token downstream.
 2. Tab/newline/CR (and any other whitespace) become spaces; other control characters
    (C0/C1, e.g. NUL, BEL, ESC) are dropped: they carry no meaning and break tokenisers.
-3. Whitespace runs collapse to one space, then strip.
+3. Whitespace runs collapse to one space, then strip; invisible format characters (Unicode
+   Cf: zero-width space/joiners, bidi controls, BOM) are stripped at the ends too, and a
+   BOM (U+FEFF) is dropped everywhere. Inside the text other Cf characters stay: a ZWJ
+   joins emoji sequences (👩‍💻) and a ZWNJ is spelling in Persian. A text left with no
+   visible character is quarantined as ``empty_text`` (ct_assets.ingest.quality).
 4. Masking (emails, then phones) happens *before* truncation, so truncation can never
    cut a contact detail in half and leave an unmasked fragment behind.
 5. Truncate to ``max_chars`` characters (not bytes), then strip again.
@@ -36,6 +40,12 @@ _WHITESPACE = r"\s+"
 # Control characters that are not whitespace. \s already covers \t \n \r \v \f and U+0085,
 # which step 2 turns into spaces, so only the rest is removed.
 _CONTROL = r"[\p{Cc}&&[^\s]]"
+# A BOM inside a text is a leftover of concatenated files, never content (U+2060 is the
+# word joiner); it is dropped with the control characters.
+_BOM = "\ufeff"
+# Whitespace and format characters at either end, except the tag characters (U+E0020 to
+# U+E007F), which end a subdivision flag such as 🏴󠁧󠁢󠁳󠁣󠁴󠁿 and may be the text's last characters.
+_INVISIBLE_ENDS = r"^[\s\p{Cf}--[\x{E0020}-\x{E007F}]]+|[\s\p{Cf}--[\x{E0020}-\x{E007F}]]+$"
 
 _EMAIL = r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}"
 
@@ -71,14 +81,16 @@ def normalize_text(
     out = (
         expr.str.normalize("NFC")
         .str.replace_all(_CONTROL, "")
+        .str.replace_all(_BOM, "", literal=True)
         .str.replace_all(_WHITESPACE, " ")
-        .str.strip_chars()
+        .str.replace_all(_INVISIBLE_ENDS, "")
     )
     if mask_emails:
         out = out.str.replace_all(_EMAIL, EMAIL_TOKEN)
     if mask_phones:
         out = out.str.replace_all(_PHONE, "${1}" + PHONE_TOKEN)
-    return out.str.slice(0, max_chars).str.strip_chars()
+    # Truncation can leave a joiner or a space at the new end: strip the ends again.
+    return out.str.slice(0, max_chars).str.replace_all(_INVISIBLE_ENDS, "")
 
 
 def normalize_series(

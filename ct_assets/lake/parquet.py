@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 from collections.abc import Sequence
 
 import polars as pl
 from upath import UPath
+
+from ct_assets.lake.commit import is_local as _is_local
+from ct_assets.lake.commit import tmp_name
 
 EXTENSION = ".parquet"
 _SAFE_KEY = re.compile(r"^[\w][\w.=+-]*$")
@@ -30,10 +32,6 @@ def partition_path(base: UPath, asset_path: Sequence[str], partition_key: str) -
     return folder / (safe_partition_name(partition_key) + EXTENSION)
 
 
-def _is_local(path: UPath) -> bool:
-    return path.protocol in ("", "file", "local")
-
-
 def read_parquet(path: UPath) -> pl.DataFrame:
     if _is_local(path):
         return pl.read_parquet(path.path)
@@ -44,12 +42,15 @@ def read_parquet(path: UPath) -> pl.DataFrame:
 def write_parquet_atomic(frame: pl.DataFrame, path: UPath) -> None:
     """Readers never see half a file: write beside it, then rename over it.
 
-    On an object store a single PUT is already atomic, so it is written directly.
+    Atomic for this one file only; the IO manager commits a step's files together
+    (``ct_assets.lake.commit``). The temp name carries the pid so the next write can
+    remove it once its writer is dead. On an object store a single PUT is already
+    atomic, so it is written directly.
     """
     if _is_local(path):
         local = path.path
         os.makedirs(os.path.dirname(local), exist_ok=True)
-        tmp = f"{local}.{uuid.uuid4().hex}.tmp"
+        tmp = os.path.join(os.path.dirname(local), tmp_name(os.path.basename(local)))
         try:
             frame.write_parquet(tmp)
             os.replace(tmp, local)

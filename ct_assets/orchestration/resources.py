@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from ct_assets.core.home import CtHome
-from ct_assets.core.settings import Settings
+from ct_assets.core.settings import BaseModelSettings, Settings
 from ct_assets.evaluation.resources import GoldenSetResource
 from ct_assets.ingest.resources import (
     LandingZoneSource,
     ScenarioConfig,
     SimulatorSource,
 )
-from ct_assets.lake.resources import Lake, LakeIOManager
+from ct_assets.lake.resources import LAKE_IO_KEY, Lake, LakeIOManager
 from ct_assets.orchestration.state import StateDirs
 from ct_assets.registry.resources import ModelRegistryResource
 from ct_assets.training.resources import BaseModelResource
@@ -20,7 +20,10 @@ MODEL_NAME = "ct_text_classifier"
 
 def build_source(settings: Settings, home: CtHome) -> LandingZoneSource:
     src = settings.source
-    landing = str(home.resolve(src.path))
+    # Both kinds use the same resolved folder: the simulator writes its days exactly where
+    # the landing-zone reader would look, so `source.path: ../x` is refused (by settings,
+    # and again here for settings built in code) before anything is written outside CT_HOME.
+    landing = str(home.resolve(src.path, "source.path"))
     fail_on_empty = settings.partitions.fail_on_empty_day
     if src.kind == "landing_zone":
         return LandingZoneSource(path=landing, fail_on_empty_day=fail_on_empty)
@@ -39,16 +42,24 @@ def build_source(settings: Settings, home: CtHome) -> LandingZoneSource:
     )
 
 
+def _base_name(base: BaseModelSettings, home: CtHome) -> str:
+    # Only a directory is a path; package names and hub ids are passed through.
+    if base.kind != "directory":
+        return base.name
+    return str(home.resolve(base.name, "training.base.name"))
+
+
 def build_resources(settings: Settings, home: CtHome) -> dict:
     base, g = settings.training.base, settings.golden
     return {
         "source": build_source(settings, home),
-        "base_model": BaseModelResource(kind=base.kind, name=base.name, model_id=base.model_id),
-        "lake_io": LakeIOManager(base_path=str(home.lake)),
+        "base_model": BaseModelResource(kind=base.kind, name=_base_name(base, home), model_id=base.model_id),
+        LAKE_IO_KEY: LakeIOManager(base_path=str(home.lake)),
         "lake": Lake(base_path=str(home.lake)),
         "state": StateDirs(root=str(home.root)),
         "golden": GoldenSetResource(
-            path=str(home.resolve(g.path)) if g.path is not None else None, labels=list(settings.labels),
+            path=str(home.resolve(g.path, "golden.path")) if g.path is not None else None,
+            labels=list(settings.labels),
             min_per_label=g.min_per_label, unsupported_labels=list(g.unsupported_labels)),
         "registry": ModelRegistryResource(
             tracking_uri=home.mlflow_tracking_uri,

@@ -16,6 +16,7 @@ from ct_assets.orchestration.dagster_private import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
+from ct_assets.orchestration.run_sweep import process_tags, sweep_dead_runs
 
 
 def instance_for(home: CtHome) -> DagsterInstance:
@@ -37,9 +38,12 @@ def materialize_range(
     """One run over partitions first..last (a single-run backfill) of ``assets``.
 
     ``console_level`` only quiets the terminal; the event log keeps everything.
+    Runs of processes that were killed are marked failed first (run_sweep: nothing
+    else marks an in-process run), and this run is tagged so the next one can tell.
     """
+    sweep_dead_runs(instance)
     job = defs.resolve_implicit_global_asset_job_def()
-    run_tags = dict(tags or {})
+    run_tags = {**(tags or {}), **process_tags()}
     run_config = {"loggers": {"console": {"config": {"log_level": console_level}}}}
     selection = [AssetKey(a) for a in assets]
     if first == last:

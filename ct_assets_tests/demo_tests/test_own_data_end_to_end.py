@@ -71,7 +71,7 @@ def tweets_base(tmp_path_factory):
 
 
 def test_import_data_half_carve_retrain_gate_promote(tmp_path, monkeypatch, tweets_base, capsys):
-    home = CtHome(tmp_path / "ct_home").ensure()
+    home = CtHome(tmp_path / "ct_home")  # a new user's machine: nothing there yet
     config = tmp_path / "ct.yaml"
     config.write_text(yaml.safe_dump(_config(tweets_base)))
     monkeypatch.setenv("CT_HOME", str(home.root))
@@ -81,6 +81,7 @@ def test_import_data_half_carve_retrain_gate_promote(tmp_path, monkeypatch, twee
     # 1. The user's export into the landing zone, one folder per UTC day.
     assert _cli(["import", str(FIXTURE), "--text", "text", "--label", "airline_sentiment",
                  "--time", "tweet_created", "--id", "tweet_id"]) == 0
+    assert (home.dagster / "dagster.yaml").is_file()  # ready for `dagster asset materialize`
     landed = sorted(p.name for p in home.landing.iterdir())
     assert landed[:4] == [f"dt={d}" for d in DAYS]
 

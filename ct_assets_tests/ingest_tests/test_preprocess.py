@@ -45,6 +45,19 @@ def norm(text: str | None, *, max_chars: int = 1000, emails: bool = True, phones
         (None, None),
         # ordinary text is untouched
         ("Great phone, 5 stars!", "Great phone, 5 stars!"),
+        # format characters only (zero-width, bidi, BOM) -> empty (quality rule: empty_text)
+        ("\u200b\u200e\ufeff\u2066 \u200d", ""),
+        # zero-width and bidi characters at the ends are stripped like spaces
+        ("\u200b\u200f hello \u200d\u2069", "hello"),
+        # a BOM inside the text (two files concatenated) is dropped
+        ("a\ufeffb", "ab"),
+        # ZWJ inside an emoji sequence stays, so the family stays one glyph
+        ("hi 👨\u200d👩\u200d👧", "hi 👨\u200d👩\u200d👧"),
+        # ZWNJ inside a Persian word is spelling and stays
+        ("می\u200cخواهم", "می\u200cخواهم"),
+        # tag characters ending a subdivision flag stay at the end of the text
+        ("🏴\U000e0067\U000e0062\U000e0077\U000e006c\U000e0073\U000e007f",
+         "🏴\U000e0067\U000e0062\U000e0077\U000e006c\U000e0073\U000e007f"),
     ],
 )
 def test_normalisation(text, expected):
@@ -116,6 +129,8 @@ def test_masking_can_be_switched_off():
         ("john.doe@example.com is me", 5, "<EMAI"),
         # shorter text untouched
         ("hi", 10, "hi"),
+        # a cut right after a ZWJ leaves no dangling joiner at the end
+        ("ab\u200dcd", 3, "ab"),
     ],
 )
 def test_truncation(text, max_chars, expected):

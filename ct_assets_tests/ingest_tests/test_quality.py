@@ -75,6 +75,8 @@ def reasons_of(result: QualityResult) -> dict[int, str]:
 
 # One-row cases; duplicate_event_id needs two rows and has its own tests below.
 SINGLE_ROW_CASES = [
+    # the reader found a key twice in the row's JSON object (the first value is kept)
+    ({"_type_errors": "duplicate key 'text' (values \"a\" and \"b\"; the first is kept)"}, "duplicate_key"),
     # reader recorded a type problem (e.g. a number in `text`)
     ({"_type_errors": "text: expected string, got int"}, "wrong_type"),
     # null id
@@ -95,7 +97,14 @@ SINGLE_ROW_CASES = [
     ({"text": " \t\n "}, "empty_text"),
     # only control characters: blank after preprocessing
     ({"text": "\x00\x07"}, "empty_text"),
-    # raw length above reject_text_chars (200)
+    # zero-width space, joiner and non-joiner only: nothing visible (issue 10)
+    ({"text": "\u200b\u200d\u200c"}, "empty_text"),
+    # a lone BOM, as a file's first cell carries it
+    ({"text": "\ufeff"}, "empty_text"),
+    # bidi controls (LRM, RLM, embeddings, isolates) with spaces
+    ({"text": " \u200e\u200f \u202a\u202e\u2066\u2069 "}, "empty_text"),
+    # tag characters only (a flag's tail with no flag): Cf, so still nothing visible
+    ({"text": "\U000e0067\U000e0062\U000e007f"}, "empty_text"),
     ({"text": "x" * 201}, "text_too_long"),
     # "é" encoded UTF-8, decoded latin-1
     ({"text": "caf\u00c3\u00a9 au lait"}, "mojibake"),
@@ -107,6 +116,22 @@ SINGLE_ROW_CASES = [
     ({"text": "\u00e2\u20ac\u0153quoted"}, "mojibake"),
     # NBSP decoded as latin-1 ("Â" + space-like)
     ({"text": "price\u00c2\u00a0100"}, "mojibake"),
+    # Russian UTF-8 read as cp1251 ("Привет")
+    ({"text": "Привет".encode().decode("cp1251")}, "mojibake"),
+    # a Russian sentence read as cp1251, with spaces between the words
+    ({"text": "Доброе утро, друзья".encode().decode("cp1251")}, "mojibake"),
+    # Ukrainian with ї and ґ read as cp1251
+    ({"text": "Їжак і ґанок".encode().decode("cp1251")}, "mojibake"),
+    # Russian UTF-8 read as latin-1: Ð/Ñ + C1 controls
+    ({"text": "Привет".encode().decode("latin-1")}, "mojibake"),
+    # Russian UTF-8 read as cp1252: "ÐŸÑ€Ð¸Ð²ÐµÑ‚"
+    ({"text": "Привет".encode().decode("cp1252")}, "mojibake"),
+    # right single quote read as cp1251: "вЂ™"
+    ({"text": "don’t".encode().decode("cp1251")}, "mojibake"),
+    # right single quote read as latin-1: "â" + C1 controls, no "€"
+    ({"text": "don’t".encode().decode("latin-1")}, "mojibake"),
+    # Japanese read as latin-1
+    ({"text": "日本語です".encode().decode("latin-1")}, "mojibake"),
     # U+FFFD replacement character
     ({"text": "broken \ufffd char"}, "mojibake"),
     # label outside the configured set
@@ -154,6 +179,24 @@ def test_every_code_is_covered_by_the_table():
         {"text": "y" * 200},
         # Portuguese capital Ã followed by a letter is not mojibake
         {"text": "S\u00c3O PAULO"},
+        # Russian, with ё, all caps and a capital Р/С before a letter
+        {"text": "Съешь же ещё этих мягких булок. РОССИЯ, Сёма"},
+        # Ukrainian: Р/С + і is one cp1251-looking pair, NBSP after a one-letter word, apostrophes
+        {"text": "Ріка, Січень, У\u00a0Січні, СІЧЕНЬ, м’ясо, ПІР’Я, «Літера В»"},
+        # French: guillemets with NBSP, œ, â/ê/ô, apostrophe
+        {"text": "« Déjà vu » au château, l’hôtel, œuvre, fête, côte"},
+        # German: ß before », umlauts
+        {"text": "»Viel Spaß« in Größe XL, Äpfel, Übermut"},
+        # Turkish dotted/dotless i and the rest
+        {"text": "İstanbul’da ığdır, şoför, güneş, çiçek, Ğ"},
+        # Vietnamese stacked diacritics
+        {"text": "Tiếng Việt: người được những ở đâu, Đà Nẵng"},
+        # emoji ZWJ sequences and a skin tone: U+200D inside visible content stays
+        {"text": "team 👨\u200d👩\u200d👧\u200d👦 and 👩🏽\u200d💻 🏳️\u200d🌈"},
+        # a subdivision flag (tag characters) as the last character
+        {"text": "go 🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"},
+        # Persian: ZWNJ is spelling; a text with a leading BOM is clean once stripped
+        {"text": "\ufeffمی\u200cخواهم"},
     ],
 )
 def test_clean_edge_cases(overrides):
