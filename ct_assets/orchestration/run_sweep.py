@@ -12,6 +12,13 @@ garbage collection) treats a STARTED run whose process is gone as dead: it is re
 failed through the public ``DagsterInstance.report_run_failed`` and its concurrency
 slots are freed. The start time guards against pid reuse; a run from another host is
 left to run monitoring.
+
+Runs the daemon launched (`dagster dev`, the UI, sensors) carry no such tags, but with the
+default run launcher their worker is a local subprocess, and Dagster itself records its pid
+in the run's first engine event ("Started process for run (pid: N)."). With that launcher
+only, a run whose recorded worker pid is gone is dead too. The sensors sweep on every tick,
+so a killed UI run stops holding the training cap within one sensor interval rather than
+after run monitoring's max_runtime_seconds.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from __future__ import annotations
 import os
 import socket
 
-from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
+from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus, DefaultRunLauncher, RunsFilter
 
 from ct_assets.lake.commit import pid_alive
 
@@ -45,9 +52,32 @@ def process_tags() -> dict[str, str]:
     return {HOST_TAG: socket.gethostname(), PID_TAG: str(pid), PROCESS_START_TAG: _process_start(pid)}
 
 
-def process_gone(run: DagsterRun) -> bool:
-    """True only when the run's own process is known to be dead (same host, pid gone or reused)."""
+# Dagster's own words when a run worker starts (dagster/_cli/api.py, _grpc/impl.py).
+WORKER_STARTED = "Started process for run"
+
+
+def _worker_pid(instance: DagsterInstance, run: DagsterRun) -> int | None:
+    """The pid Dagster recorded for the run's worker process, when the worker is local."""
+    if not isinstance(instance.run_launcher, DefaultRunLauncher):
+        return None  # a k8s or other launcher's worker is not a process of this host
+    for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.ENGINE_EVENT):
+        event = entry.dagster_event
+        if event is None or not (event.message or "").startswith(WORKER_STARTED):
+            continue
+        pid = event.engine_event_data.metadata.get("pid") if event.engine_event_data else None
+        text = getattr(pid, "value", pid)
+        return int(text) if isinstance(text, str) and text.isdigit() else None
+    return None
+
+
+def process_gone(run: DagsterRun, instance: DagsterInstance | None = None) -> bool:
+    """True only when the run's own process is known to be dead: tagged by materialize_range
+    on this host with a pid that is gone or reused, or (default launcher) a worker pid that
+    Dagster recorded and that is gone."""
     tags = run.tags
+    if PID_TAG not in tags:
+        worker = _worker_pid(instance, run) if instance is not None else None
+        return worker is not None and not pid_alive(worker)
     if tags.get(HOST_TAG) != socket.gethostname() or not tags.get(PID_TAG, "").isdigit():
         return False
     pid = int(tags[PID_TAG])
@@ -62,20 +92,19 @@ def run_is_dead(instance: DagsterInstance, run_id: str) -> bool:
     run = instance.get_run_by_id(run_id)
     if run is None or run.status not in IN_PROGRESS:
         return True
-    return process_gone(run)
+    return process_gone(run, instance)
 
 
 def sweep_dead_runs(instance: DagsterInstance) -> list[str]:
-    """Mark failed every in-progress run of this host whose process is gone; their ids."""
+    """Mark failed every in-progress run whose process is known to be gone; their ids."""
     swept = []
-    records = instance.get_run_records(filters=RunsFilter(statuses=IN_PROGRESS, tags={HOST_TAG: socket.gethostname()}))
-    for record in records:
+    for record in instance.get_run_records(filters=RunsFilter(statuses=IN_PROGRESS)):
         run = record.dagster_run
-        if not process_gone(run):
+        if not process_gone(run, instance):
             continue
         instance.report_run_failed(
-            run, f"Marked failed by ct_assets: its process (pid {run.tags.get(PID_TAG)} on "
-                 f"{run.tags.get(HOST_TAG)}) is gone; it was killed before it could finish.")
+            run, f"Marked failed by ct_assets: its process (pid {run.tags.get(PID_TAG) or _worker_pid(instance, run)}"
+                 f" on {run.tags.get(HOST_TAG, socket.gethostname())}) is gone; it was killed before it could finish.")
         if instance.event_log_storage.supports_global_concurrency_limits:
             instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
         swept.append(run.run_id)

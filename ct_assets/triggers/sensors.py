@@ -24,6 +24,7 @@ from dagster import (
 from ct_assets.core.schema import REASON_TAG, TRAINING_TAG, TRIGGER_TAG
 from ct_assets.core.settings import Settings
 from ct_assets.lake.resources import Lake
+from ct_assets.orchestration.run_sweep import sweep_dead_runs
 from ct_assets.registry.resources import ModelRegistryResource
 from ct_assets.triggers.observations import (
     labelled_rows_since,
@@ -55,6 +56,9 @@ def decide(candidates, instance, settings: Settings, today: dt.date, nothing: st
     """The arbiter's answer for these candidates, as a RunRequest or a SkipReason that
     says why each candidate was not run (or ``nothing`` when there was no candidate)."""
     tg = settings.triggers
+    # A killed run would otherwise stay STARTED and hold the in-flight cap until run
+    # monitoring's max runtime: every tick first fails the runs whose process is gone.
+    sweep_dead_runs(instance)
     in_flight = instance.get_runs(filters=RunsFilter(tags={TRAINING_TAG: "true"}, statuses=ACTIVE),
                                   limit=tg.max_concurrent_training_runs + 1)
     chosen, skipped = choose_request(
