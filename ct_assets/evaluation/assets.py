@@ -21,10 +21,10 @@ from dagster import (
 
 from ct_assets.core import markdown
 from ct_assets.core.settings import Settings
-from ct_assets.core.time import day_of, labels_as_of
+from ct_assets.core.time import day_of
 from ct_assets.evaluation.challenger import evaluate_challenger
 from ct_assets.evaluation.resources import GoldenSetResource
-from ct_assets.evaluation.shadow import shadow_compare
+from ct_assets.evaluation.shadow import shadow_compare, shadow_traffic
 from ct_assets.orchestration.partitions import only_partition, single_row
 from ct_assets.orchestration.state import StateDirs
 from ct_assets.registry.records import EvalRecord
@@ -149,10 +149,9 @@ def build_evaluation_assets(settings: Settings, partitions_def, automation=None)
             report = {}
         else:
             start, end = registry.window_of(challenger)
-            traffic = labels_as_of(validated_window[key], day_of(key))
+            texts, truth = shadow_traffic(validated_window[key], day_of(key))
             report = shadow_compare(
-                registry.predictor(challenger), registry.predictor(champion),
-                traffic["text"].to_list(), traffic["label"].to_list(),
+                registry.predictor(challenger), registry.predictor(champion), texts, truth,
                 min_agreement=settings.promotion.min_shadow_agreement,
                 max_accuracy_drop=settings.promotion.max_shadow_accuracy_drop,
             )

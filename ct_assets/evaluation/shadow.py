@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
+import polars as pl
+
+from ct_assets.core.time import labels_as_of
+
+
+def shadow_traffic(frame: pl.DataFrame, day: dt.date) -> tuple[list[str], list[str | None]]:
+    """The day's texts and, beside each, its label if known by the end of ``day`` (else
+    None): every text is shadowed, but accuracy is measured on the known labels only."""
+    traffic = labels_as_of(frame, day)
+    return traffic["text"].to_list(), traffic["label"].to_list()
 
 
 def _timed_predict(predictor, texts: Sequence[str], batch_size: int):

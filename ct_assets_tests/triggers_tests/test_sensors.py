@@ -55,7 +55,7 @@ class World:
         write_parquet_atomic(pl.DataFrame([_drift_row(day, **kw)]), partition_path(self.lake, ["drift_report"], day.isoformat()))
 
     def clean(self, day: dt.date, labelled: int) -> None:
-        ts = dt.datetime.combine(day, dt.time(12), tzinfo=dt.timezone.utc)
+        ts = dt.datetime.combine(day, dt.time(12), tzinfo=dt.UTC)
         frame = pl.DataFrame({
             "event_id": [f"{day}-{i}" for i in range(labelled)], "event_ts": [ts] * labelled,
             "text": ["x"] * labelled, "label": ["billing"] * labelled, "label_ts": [ts] * labelled,
@@ -105,6 +105,7 @@ def test_drift_fires_on_k_of_n(tmp_path, flagged_days, expect):
     else:
         (req,) = data.run_requests
         assert req.tags["ct/trigger"] == "drift" and req.tags["ct/reason"].startswith(expect)
+        assert req.run_key == "drift:" + ",".join(day(i).isoformat() for i in flagged_days)
         assert req.partition_key == day(19).isoformat()
         assert [k.to_user_string() for k in req.asset_selection] == list(CHAIN)
 
@@ -141,6 +142,8 @@ def test_accuracy_fires_on_measured_or_estimated_accuracy(tmp_path, accuracy, la
     with instance_for_test() as instance:
         data = w.tick(instance, "metric_retrain_sensor")
     assert [r.tags["ct/trigger"] for r in data.run_requests] == ([trigger] if trigger else [])
+    # One key per day, whichever figure (measured or estimated) fired.
+    assert [r.run_key for r in data.run_requests] == ([f"accuracy:{day(15)}"] if trigger else [])
 
 
 def test_volume_fires_once_past_the_setting(tmp_path):
@@ -168,7 +171,7 @@ def test_freshness_failure_requests_the_downstream_chain(tmp_path):
     w.drift(day(16))  # 6 days of data since the window end > 5
     with instance_for_test() as instance:
         (req,) = w.tick(instance, "freshness_retrain_sensor").run_requests
-    assert req.tags["ct/trigger"] == "freshness"
+    assert req.tags["ct/trigger"] == "freshness" and req.run_key == f"freshness:{day(10)}"
     assert [k.to_user_string() for k in req.asset_selection] == list(CHAIN)
     assert req.partition_key == day(16).isoformat()
 
@@ -190,7 +193,9 @@ def test_cooldown_and_policy_block_and_say_why(tmp_path):
 
 
 def test_the_same_cause_has_the_same_run_key(tmp_path):
-    """The daemon drops a RunRequest whose run_key it has seen: one retrain per cause."""
+    """The key is the cause (the drifted days), not the tick: the same evidence gives the
+    same key, which the daemon then drops (test_sensor_daemon); a new drifted day is a new
+    cause with a new key."""
     w = World(tmp_path)
     w.champion(tmp_path, window_end=day(12))
     for i in range(17, 20):
@@ -198,7 +203,10 @@ def test_the_same_cause_has_the_same_run_key(tmp_path):
     with instance_for_test() as instance:
         first = w.tick(instance, "metric_retrain_sensor").run_requests[0].run_key
         again = w.tick(instance, "metric_retrain_sensor").run_requests[0].run_key
-    assert first == again
+        w.drift(day(20), drifted=("text_auc",))
+        next_day = w.tick(instance, "metric_retrain_sensor").run_requests[0].run_key
+    assert first == again == f"drift:{day(17)},{day(18)},{day(19)}"
+    assert next_day == f"drift:{day(18)},{day(19)},{day(20)}"
 
 
 def test_weekly_schedule_retrains_as_of_the_newest_complete_day(tmp_path):
@@ -206,7 +214,7 @@ def test_weekly_schedule_retrains_as_of_the_newest_complete_day(tmp_path):
     w.drift(day(3))
     w.drift(day(4))
     w.drift(day(5))  # Sunday's own report may exist early; its partition is still open
-    sunday = dt.datetime.combine(day(5), dt.time(23), tzinfo=dt.timezone.utc)
+    sunday = dt.datetime.combine(day(5), dt.time(23), tzinfo=dt.UTC)
     assert sunday.weekday() == 6
     sched = w.defs.resolve_schedule_def("weekly_retrain_schedule")
     with instance_for_test() as instance:
