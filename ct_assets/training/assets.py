@@ -8,7 +8,8 @@ trigger (or a person) asks for: retraining is not daily. Every MLflow call goes 
 import datetime as dt
 import math
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import polars as pl
 from dagster import (
@@ -17,6 +18,7 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     Backoff,
+    Failure,
     MetadataValue,
     Output,
     RetryPolicy,
@@ -31,6 +33,7 @@ from ct_assets.evaluation.resources import GoldenSetResource
 from ct_assets.lake.resources import Lake
 from ct_assets.orchestration.partitions import only_partition, trailing_days
 from ct_assets.orchestration.state import StateDirs
+from ct_assets.registry.mlflow_registry import RegistryError, RegistryUnavailableError
 from ct_assets.registry.records import (
     BASE_HASH,
     DAGSTER_RUN,
@@ -49,6 +52,19 @@ from ct_assets.training.window import SPLIT, build_training_set, golden_overlap
 GROUP = "model"
 # How far back the replay pool reaches before the window (days).
 REPLAY_LOOKBACK_DAYS = 90
+
+
+@contextmanager
+def retried_only_when_unavailable() -> Iterator[None]:
+    """A RetryPolicy retries every exception; of the registry's, only an unreachable MLflow
+    is worth it. Any other (a deleted experiment, stored artifacts that fail verification)
+    would fail the same way again, after the backoff: it fails the step at once."""
+    try:
+        yield
+    except RegistryUnavailableError:
+        raise
+    except RegistryError as err:
+        raise Failure(description=f"{type(err).__name__}: {err}", allow_retries=False) from err
 
 
 def build_training_assets(settings: Settings, partitions_def, automation=None) -> list:
@@ -117,7 +133,8 @@ def build_training_assets(settings: Settings, partitions_def, automation=None) -
         partitions_def=partitions_def,
         group_name=GROUP,
         io_manager_key="lake_io",
-        # Spot preemption, a flaky MLflow: retried, resuming from the last checkpoint.
+        # A flaky MLflow (RegistryUnavailableError): retried, resuming from the last checkpoint.
+        # A killed run resumes from it too when re-executed from failure (same root run id).
         retry_policy=RetryPolicy(max_retries=2, delay=5, backoff=Backoff.EXPONENTIAL),
         pool="training",
         op_tags={TRAINING_TAG: "true"},
@@ -142,19 +159,21 @@ def build_training_assets(settings: Settings, partitions_def, automation=None) -
         data = training_dataset[key]
         split = {name: data.filter(pl.col(SPLIT) == name) for name in ("train", "val", "holdout")}
         replay = split["train"].filter(pl.col("_origin") == "replay")
-        champion = registry.champion_version()
-        champion_dir = None
-        if champion is not None and (tr.warm_start or tr.ewc_lambda > 0):
-            champion_dir = registry.adapter_dir(champion)
+        with retried_only_when_unavailable():
+            champion = registry.champion_version()
+            champion_dir = None
+            if champion is not None and (tr.warm_start or tr.ewc_lambda > 0):
+                champion_dir = registry.adapter_dir(champion)
         # The root run id survives Dagster's retries and re-execution from failure, so a
         # killed run resumes from its checkpoint; a new run of the same day starts fresh.
-        root_run = context.run.tags.get("dagster/root_run_id", context.run_id)
+        # The run's field, not its dagster/root_run_id tag: execute_job's re-execution sets only the field.
+        root_run = context.run.root_run_id or context.run_id
         ckpt = state.checkpoints_dir("lora_adapter", key, root_run)
         window = ((day_of(key) - dt.timedelta(days=tr.window_days - 1)).isoformat(), key)
         trigger, reason = run_story(context.run.tags)
         config = TrainConfig.from_settings(tr)
         run_tags = {PARTITION: key, "dagster.run_id": context.run_id, TRIGGER: trigger, "ct.reason": reason}
-        with training_run(registry.registry, f"lora_adapter-{key}", run_tags) as run:
+        with retried_only_when_unavailable(), training_run(registry.registry, f"lora_adapter-{key}", run_tags) as run:
             run.params({**config.__dict__, "lora_r": tr.lora.r, "lora_alpha": tr.lora.alpha,
                         "lora_dropout": tr.lora.dropout, "warm_start": tr.warm_start,
                         "window": f"{window[0]}..{window[1]}", "base": base_model.model_id})
