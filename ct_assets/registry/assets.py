@@ -47,16 +47,17 @@ def build_registry_assets(settings: Settings, partitions_def, automation=None) -
         current = registry.champion_version()
         reg = registry.registry
         shadow_passes = 0
-        evaluation = approval = None
+        evaluation = approval = rollback = None
         if challenger is not None and challenger != current:
             info = registry.version(challenger)
-            evaluation, approval = info.evaluation, reg.approval(challenger)
+            evaluation, approval, rollback = info.evaluation, reg.approval(challenger), info.rollback
             shadow_passes = passing_shadow_days(
                 [frame.to_dicts()[0] for frame in shadow_report.values() if frame.height],
                 challenger=challenger, after=info.window[1], as_of=day_of(key))
         blockers = promotion_blockers(PromotionInput(
             challenger=challenger, champion=current, evaluation=evaluation, shadow_passes=shadow_passes,
             shadow_days=promotion.shadow_days, require_approval=promotion.require_approval, approval=approval,
+            rollback=rollback,
         ))
         row = {"partition": key, "from_version": current, "to_version": current, "moved": False,
                "reason": "", "approver": "", "blocked": "; ".join(blockers)}

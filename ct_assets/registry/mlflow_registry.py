@@ -41,6 +41,8 @@ from ct_assets.registry.records import (
     DIGEST,
     N_FILES,
     PREVIOUS,
+    ROLLED_BACK_BY,
+    ROLLED_BACK_REASON,
     ROLLED_BACK_TS,
     STATUS,
     AliasMove,
@@ -379,6 +381,5 @@ class AdapterRegistry:
                 # Delete first: a crash after it leaves champion unchanged, never two aliases on prev.
                 self.client.delete_registered_model_alias(self.model_name, PREVIOUS)
                 self.client.set_registered_model_alias(self.model_name, CHAMPION, str(prev))
-                self._set_tags(cur, {"ct.rolled_back.reason": reason, "ct.rolled_back.by": approver,
-                                     ROLLED_BACK_TS: move.ts})
+                self._set_tags(cur, {ROLLED_BACK_REASON: reason, ROLLED_BACK_BY: approver, ROLLED_BACK_TS: move.ts})
         return move

@@ -18,6 +18,8 @@ class PromotionInput:
     shadow_days: int
     require_approval: bool
     approval: dict | None  # the registry's approval record for the challenger
+    # The challenger's rollback record ({"ts", "by", "reason"}); None = never rolled back.
+    rollback: Mapping[str, str] | None = None
 
 
 def passing_shadow_days(rows: Iterable[Mapping], *, challenger: int, after: dt.date, as_of: dt.date) -> int:
@@ -37,10 +39,16 @@ def promotion_blockers(inp: PromotionInput) -> list[str]:
     if inp.challenger == inp.champion:
         return [f"version {inp.challenger} is already champion"]
     reasons = []
+    # Rolled back = judged bad in production by a person: its gate pass, shadow days and
+    # approval predate that verdict, so none of them may put it back automatically.
+    if inp.rollback is not None:
+        r = inp.rollback
+        reasons.append(f"version {inp.challenger} was rolled back by {r.get('by') or '?'} at {r.get('ts')} "
+                       f"({r.get('reason') or 'no reason given'}); it is not re-promoted automatically")
     if inp.evaluation is None:
         reasons.append(f"gate not evaluated for version {inp.challenger}")
     elif not inp.evaluation.passed:
-        reasons.append(f"gate failed for version {inp.challenger}")
+        reasons.append(f"gate failed for version {inp.challenger}: {'; '.join(inp.evaluation.reasons)}")
     # The first model has nothing to run in shadow beside: shadow days start with a champion.
     if inp.champion is not None and inp.shadow_passes < inp.shadow_days:
         reasons.append(f"shadow: {inp.shadow_passes} of {inp.shadow_days} required passing shadow days")

@@ -19,7 +19,7 @@ TRIGGER, BASE_HASH, DAGSTER_RUN = "ct.trigger", "ct.base_hash", "ct.run_id"
 GATE, GATE_REASONS, GATE_CHAMPION = "ct.gate", "ct.gate.reasons", "ct.gate.champion"
 GOLDEN_ACCURACY, CALIBRATION = "ct.golden_accuracy", "ct.calibration"
 GOLDEN_SHA256, GOLDEN_ROWS = "ct.golden_sha256", "ct.golden_rows"
-ROLLED_BACK_TS = "ct.rolled_back.ts"
+ROLLED_BACK_TS, ROLLED_BACK_BY, ROLLED_BACK_REASON = "ct.rolled_back.ts", "ct.rolled_back.by", "ct.rolled_back.reason"
 APPROVAL_KEYS = ("ts", "comment", "reviewer", "decision")  # write order: decision last
 # MLflow tag values are limited to 5,000 characters (SQL store); reasons are cut to fit.
 MAX_TAG_CHARS = 4000
@@ -94,6 +94,14 @@ class ModelVersionInfo:
     @property
     def rolled_back(self) -> bool:
         return bool(self.tags.get(ROLLED_BACK_TS))
+
+    @property
+    def rollback(self) -> dict[str, str] | None:
+        """{"ts", "by", "reason"} of the rollback away from this version; None if never rolled back."""
+        if not self.rolled_back:
+            return None
+        return {"ts": self.tags[ROLLED_BACK_TS], "by": self.tags.get(ROLLED_BACK_BY, ""),
+                "reason": self.tags.get(ROLLED_BACK_REASON, "")}
 
 
 @dataclass(frozen=True)

@@ -44,11 +44,11 @@ def data_days(tmp_path, sim_base_dir):
 
 
 def test_chain_registers_gates_and_promotes_the_first_model(data_days):
-    settings, home, defs, instance = data_days
+    _, home, defs, instance = data_days
     result = materialize_range(defs, instance, CHAIN, day(4), day(4))
     assert result.success
     reg = _registry(home)
-    assert reg.get_alias("challenger") == 1 and reg.get_alias("champion") == 1
+    assert reg.aliases() == {"challenger": 1, "champion": 1}
     tags = reg.version_info(1).tags
     assert tags["ct.partition"] == day(4) and tags["ct.window_start"] == day(1) and tags["ct.window_end"] == day(4)
     assert tags["ct.gate"] == "passed"
@@ -61,7 +61,8 @@ def test_chain_registers_gates_and_promotes_the_first_model(data_days):
     report = _latest(instance, "eval_report")["report"]
     assert "data:image/png;base64," in report and "|" in report
     audit = _latest(instance, "champion")
-    assert audit["moved"] is True and audit["from"] == "None" and audit["to"] == "1"
+    assert (audit["moved"], audit["from"], audit["to"], audit["blocked"]) == (True, "None", "1", "-")
+    assert audit["approver"] == "automatic (require_approval off)" and audit["reason"].startswith("gate passed")
     # The same report is logged to the MLflow run.
     run_id = lake.read("lora_adapter", day(4))["mlflow_run_id"][0]
     files = [f.path for f in reg.client.list_artifacts(run_id, "eval")]
@@ -72,60 +73,88 @@ def test_chain_registers_gates_and_promotes_the_first_model(data_days):
     assert drift["champion_version"] == "1" and "champion training window" in drift["reference"]
 
 
-def test_require_approval_holds_promotion_until_approved_and_rollback_restores(tmp_path, sim_base_dir):
-    settings, home, defs = _setup(tmp_path, sim_base_dir, **{"promotion.require_approval": True,
-                                                              "gate.require_ci_above_zero": False,
-                                                              "gate.min_improvement": -1.0,
-                                                              "gate.max_forgetting": 1.0})
+def test_require_approval_holds_promotion_and_a_rolled_back_version_is_not_re_promoted(tmp_path, sim_base_dir):
+    _, home, defs = _setup(tmp_path, sim_base_dir, **{"promotion.require_approval": True,
+                                                       "gate.require_ci_above_zero": False,
+                                                       "gate.min_improvement": -1.0,
+                                                       "gate.max_forgetting": 1.0})
     from ct_assets.registry.jobs import run_approve, run_rollback
 
     with instance_for_test() as instance:
-        assert materialize_range(defs, instance, DATA, day(0), day(6)).success
+        assert materialize_range(defs, instance, DATA, day(0), day(7)).success
         assert materialize_range(defs, instance, CHAIN, day(4), day(4)).success
         reg = _registry(home)
-        assert reg.get_alias("champion") is None
-        assert "awaiting human approval of version 1" in _latest(instance, "champion")["blocked"]
+        assert reg.aliases() == {"challenger": 1}
+        assert _latest(instance, "champion")["blocked"] == (
+            "awaiting human approval of version 1 (require_approval is on)")
 
         run_approve(defs, instance, version=1, reviewer="ana", decision="approve", comment="looks good")
         assert materialize_range(defs, instance, ("champion",), day(4), day(4)).success
-        assert reg.get_alias("champion") == 1
+        assert reg.aliases() == {"challenger": 1, "champion": 1}
         assert _latest(instance, "champion")["approver"] == "ana"
 
         assert materialize_range(defs, instance, CHAIN, day(5), day(5)).success
-        assert reg.get_alias("challenger") == 2 and reg.get_alias("champion") == 1
+        assert reg.aliases() == {"challenger": 2, "champion": 1}
         run_approve(defs, instance, version=2, reviewer="ana", decision="approve", comment="")
         assert materialize_range(defs, instance, ("champion",), day(5), day(5)).success
-        assert reg.get_alias("champion") == 2 and reg.get_alias("previous_champion") == 1
+        assert reg.aliases() == {"challenger": 2, "champion": 2, "previous_champion": 1}
 
         run_rollback(defs, instance, reason="bad feedback in prod", approver="ops")
-        assert reg.get_alias("champion") == 1
+        assert reg.aliases() == {"challenger": 2, "champion": 1}
         audit = _latest(instance, "champion")
-        assert audit["from"] == "2" and audit["to"] == "1" and audit["approver"] == "ops"
+        assert (audit["from"], audit["to"], audit["approver"]) == ("2", "1", "ops")
+        assert audit["reason"] == "rollback: bad feedback in prod"
+
+        # v2 is still the (approved, gate-passed) challenger: the next days' promotion
+        # decisions must not put it back, and must say why.
+        rolled_back_at = reg.version_info(2).tags["ct.rolled_back.ts"]
+        for d in (6, 7):
+            assert materialize_range(defs, instance, ("shadow_report", "champion"), day(d), day(d)).success
+            assert reg.aliases() == {"challenger": 2, "champion": 1}, f"rolled-back v2 re-promoted on {day(d)}"
+            row = Lake(base_path=str(home.lake)).read("champion", day(d)).row(0, named=True)
+            assert (row["moved"], row["from_version"], row["to_version"]) == (False, 1, 1)
+            assert row["blocked"] == (f"version 2 was rolled back by ops at {rolled_back_at} (bad feedback in prod); "
+                                      "it is not re-promoted automatically")
 
 
 def test_too_few_rows_registers_nothing(tmp_path, sim_base_dir):
-    settings, home, defs = _setup(tmp_path, sim_base_dir, **{"training.min_rows": 100000})
+    _, home, defs = _setup(tmp_path, sim_base_dir, **{"training.min_rows": 100000})
     with instance_for_test() as instance:
         assert materialize_range(defs, instance, DATA, day(0), day(4)).success
         result = materialize_range(defs, instance, CHAIN, day(4), day(4), raise_on_error=False)
         assert not result.success
-        assert not (home.mlflow / "mlflow.db").exists() or _registry(home).get_alias("challenger") is None
+        # Stopped by training_dataset's blocking size check, before any training.
+        (failure,) = result.get_step_failure_events()
+        error = failure.event_specific_data.error
+        assert failure.step_key == "training_dataset" and error.cls_name == "DagsterAssetCheckFailedError"
+        assert "training_dataset: minimum_size" in error.message
+        train_rows = Lake(base_path=str(home.lake)).read("training_dataset", day(4))["_split"].eq("train").sum()
+        (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "minimum_size"]
+        assert not check.passed and train_rows > 0
+        assert (check.metadata["train_rows"].value, check.metadata["min_rows"].value) == (train_rows, 100000)
+        ran = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+        assert ran == {"training_dataset"}
+        # Nothing reached MLflow: no database, so no version and no alias.
+        assert not (home.mlflow / "mlflow.db").exists()
 
 
 def test_shadow_days_hold_promotion_until_enough_new_days_passed(tmp_path, sim_base_dir):
-    settings, home, defs = _setup(tmp_path, sim_base_dir, **{"promotion.shadow_days": 1,
-                                                              "gate.require_ci_above_zero": False,
-                                                              "gate.min_improvement": -1.0,
-                                                              "gate.max_forgetting": 1.0})
+    _, home, defs = _setup(tmp_path, sim_base_dir, **{"promotion.shadow_days": 1,
+                                                       "gate.require_ci_above_zero": False,
+                                                       "gate.min_improvement": -1.0,
+                                                       "gate.max_forgetting": 1.0})
     with instance_for_test() as instance:
         assert materialize_range(defs, instance, DATA, day(0), day(6)).success
         assert materialize_range(defs, instance, CHAIN, day(4), day(4)).success  # first model: no shadow
         reg = _registry(home)
-        assert reg.get_alias("champion") == 1
+        assert reg.aliases() == {"challenger": 1, "champion": 1}
         assert materialize_range(defs, instance, CHAIN, day(5), day(5)).success
-        assert reg.get_alias("champion") == 1, "a day inside its own window does not count as shadow"
-        assert "shadow: 0 of 1" in _latest(instance, "champion")["blocked"]
+        assert reg.aliases() == {"challenger": 2, "champion": 1}, "a day inside its own window does not count"
+        assert _latest(instance, "champion")["blocked"] == "shadow: 0 of 1 required passing shadow days"
         assert materialize_range(defs, instance, ("shadow_report", "champion"), day(6), day(6)).success
-        assert reg.get_alias("champion") == 2
+        assert reg.aliases() == {"challenger": 2, "champion": 2, "previous_champion": 1}
+        audit = _latest(instance, "champion")
+        assert (audit["from"], audit["to"], audit["moved"]) == ("1", "2", True)
+        assert audit["reason"].startswith("gate passed, 1/1 shadow days")
         shadow = Lake(base_path=str(home.lake)).read("shadow_report", day(6)).to_dicts()[0]
         assert shadow["challenger_version"] == 2 and shadow["counts"] and 0.0 <= shadow["agreement"] <= 1.0
