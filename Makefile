@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 
-.PHONY: venv demo test test-fast dev clean bench bench-smoke snapshot
+.PHONY: venv demo test test-fast dev clean bench bench-smoke snapshot mutation
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11" >&2; exit 1; }
@@ -29,8 +29,24 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/ct demo $(DEMO_ARGS)
 
+# The full suite, as CI runs it.
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadfile -q $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile -q -rs $(PYTEST_ARGS)
+
+# Everything but the end-to-end tests on the real MiniLM base (marker `slow`).
+test-fast: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadfile -q -rs -m "not slow" $(PYTEST_ARGS)
+
+# Mutation testing of the modules that carry the promises (docs/mutation.md). Slow, not in
+# CI. Installs the `mutation` extra's pins (not the project again); mutmut works on its own
+# copy (mutants/, gitignored) with one worker so others can still run tests. MUTMUT_ARGS goes
+# to `mutmut run` (e.g. --max-children 2, or mutant names); `mutmut results` lists survivors.
+mutation: $(STAMP)
+	$(PY) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["mutation"])' \
+		| xargs $(PY) -m pip install --quiet
+	$(VENV)/bin/mutmut run --max-children 1 $(MUTMUT_ARGS)
+	@echo "Surviving mutants (mutmut show <name> prints the diff):"
+	@$(VENV)/bin/mutmut results
 
 dev: $(STAMP)
 	$(VENV)/bin/ct init

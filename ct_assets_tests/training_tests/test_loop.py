@@ -203,6 +203,7 @@ def test_on_step_reports_progress(tiny_base_dir, toy_data, tmp_path):
     assert seen[-1].val_loss is not None  # step 5 is an eval step
 
 
+@pytest.mark.slow
 def test_real_minilm_trains_and_loss_decreases(tmp_path):
     """The packaged all-MiniLM-L6-v2: LoRA attaches, 20 steps at batch 32 lower the loss."""
     started = time.perf_counter()
