@@ -1,4 +1,4 @@
-"""`ct`: the command line. init, demo, approve, rollback, backtest, import, golden carve."""
+"""`ct`: the command line. init, demo, bootstrap, status, approve, rollback, backtest, import, golden carve."""
 
 from __future__ import annotations
 
@@ -31,13 +31,44 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+def _cmd_bootstrap(args) -> int:
+    """The first model: the training chain for one day, as the retrain sensors would run it."""
+    from ct_assets.core.schema import MANUAL, REASON_TAG, TRAINING_TAG, TRIGGER_TAG
+    from ct_assets.definitions import defs
+    from ct_assets.orchestration.runner import instance_for, materialize_range
+    from ct_assets.triggers.automation import CHAIN
+    from ct_assets.triggers.observations import latest_day
+
+    champion = defs.resources["registry"].champion_version()
+    if champion is not None:
+        print(f"ct bootstrap: a champion exists (v{champion}); the triggers retrain it, or materialize the model "
+              "group from the UI", file=sys.stderr)
+        return 2
+    # The newest day whose data half ran (validated, drift-checked): the sensors' "today".
+    day = args.day or latest_day(defs.resources["lake"])
+    if day is None:
+        print("ct bootstrap: no drift report yet; validate a day first (the data group, or `ct demo --data-only`)",
+              file=sys.stderr)
+        return 2
+    key = day.isoformat()
+    tags = {TRIGGER_TAG: MANUAL, REASON_TAG: f"first model (ct bootstrap) on data up to {key}", TRAINING_TAG: "true"}
+    result = materialize_range(defs, instance_for(ct_home()), CHAIN, key, key, tags=tags, raise_on_error=False)
+    print(f"ct bootstrap: {' -> '.join(CHAIN)} for {key}: {'done' if result.success else 'FAILED'} "
+          f"(run {result.run_id})")
+    return 0 if result.success else 1
+
+
 def _cmd_approve(args) -> int:
     from ct_assets.definitions import defs
     from ct_assets.orchestration.runner import instance_for
-    from ct_assets.registry.jobs import run_approve
+    from ct_assets.registry.jobs import HumanJobError, run_approve
 
-    record = run_approve(defs, instance_for(ct_home()), version=args.version, reviewer=args.reviewer,
-                         decision=args.decision, comment=args.comment)
+    try:
+        record = run_approve(defs, instance_for(ct_home()), version=args.version, reviewer=args.reviewer,
+                             decision=args.decision, comment=args.comment)
+    except HumanJobError as err:
+        print(f"ct approve: {err}", file=sys.stderr)
+        return 2
     print(f"recorded: {record}")
     return 0
 
@@ -45,10 +76,31 @@ def _cmd_approve(args) -> int:
 def _cmd_rollback(args) -> int:
     from ct_assets.definitions import defs
     from ct_assets.orchestration.runner import instance_for
-    from ct_assets.registry.jobs import run_rollback
+    from ct_assets.registry.jobs import HumanJobError, run_rollback
 
-    move = run_rollback(defs, instance_for(ct_home()), reason=args.reason, approver=args.by)
+    try:
+        move = run_rollback(defs, instance_for(ct_home()), reason=args.reason, approver=args.by)
+    except HumanJobError as err:
+        print(f"ct rollback: {err}", file=sys.stderr)
+        return 2
     print(f"champion moved back: v{move['from']} -> v{move['to']}")
+    return 0
+
+
+def _cmd_status(args) -> int:
+    """The registered versions, their aliases, gate verdicts and approvals."""
+    from ct_assets.core.markdown import table
+    from ct_assets.definitions import defs
+    from ct_assets.registry.approval import status_rows
+
+    registry = defs.resources["registry"]
+    if not registry.db_exists():
+        print("no model registered yet: train the first one with `ct bootstrap`")
+        return 0
+    reg = registry.registry
+    versions = reg.version_numbers()
+    rows = status_rows([reg.version_info(v) for v in versions], reg.aliases(), {v: reg.approval(v) for v in versions})
+    print(f"model {reg.model_name} at {reg.tracking_uri}\n\n{table(rows)}")
     return 0
 
 
@@ -170,12 +222,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--data-only", action="store_true", help="only the data half (ingest, validate, drift)")
     demo.set_defaults(func=_cmd_demo)
 
+    bootstrap = sub.add_parser("bootstrap", help="train the first model: the model group for one day")
+    bootstrap.add_argument("--day", type=dt.date.fromisoformat, default=None,
+                           help="the day (default: the newest day with a drift report)")
+    bootstrap.set_defaults(func=_cmd_bootstrap)
+
     approve = sub.add_parser("approve", help="record a human decision on a model version")
-    approve.add_argument("--version", required=True)
+    approve.add_argument("--version", required=True, type=int, help="the version (`ct status` lists them)")
     approve.add_argument("--reviewer", required=True)
     approve.add_argument("--decision", choices=["approve", "reject"], default="approve")
     approve.add_argument("--comment", default="")
     approve.set_defaults(func=_cmd_approve)
+
+    sub.add_parser("status", help="registered model versions: aliases, gate, approval").set_defaults(
+        func=_cmd_status)
 
     rollback = sub.add_parser("rollback", help="move champion back to previous_champion")
     rollback.add_argument("--reason", required=True)

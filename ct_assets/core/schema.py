@@ -63,8 +63,18 @@ MANUAL = "manual"
 
 
 def run_story(tags: Mapping[str, str]) -> tuple[str, str]:
-    """(trigger, reason) of a run; a run nobody tagged was started by a person."""
-    return tags.get(TRIGGER_TAG, MANUAL), tags.get(REASON_TAG, "materialized by hand")
+    """(trigger, reason) of a run. Our sensors, schedule, jobs and CLI tag their runs; a run
+    they did not tag is told from Dagster's own tags: a backfill, an automation sensor's
+    request, or else a person's launch from the UI or CLI."""
+    if TRIGGER_TAG in tags:
+        return tags[TRIGGER_TAG], tags.get(REASON_TAG, "")
+    if "dagster/backfill" in tags:
+        return MANUAL, f"backfill {tags['dagster/backfill']} launched from the UI or CLI"
+    if "dagster/sensor_name" in tags:
+        return "automation", f"requested by {tags['dagster/sensor_name']}"
+    if "dagster/schedule_name" in tags:
+        return "schedule", f"requested by {tags['dagster/schedule_name']}"
+    return MANUAL, "materialized from the Dagster UI or CLI"
 
 
 def drift_columns(

@@ -5,7 +5,6 @@ from collections.abc import Mapping
 
 import polars as pl
 from dagster import (
-    AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
@@ -16,17 +15,23 @@ from dagster import (
 )
 
 from ct_assets.core import markdown
-from ct_assets.core.schema import drift_columns
+from ct_assets.core.schema import DRIFT_METRICS, drift_columns
 from ct_assets.core.settings import Settings
 from ct_assets.core.time import day_of, labels_as_of
 from ct_assets.drift.daily import drift_of_day
-from ct_assets.drift.reference import reference_days
+from ct_assets.drift.reference import reference_days, reference_gap
 from ct_assets.lake.resources import Lake
+from ct_assets.orchestration.per_partition import DayCheck, attach_day_metadata, day_checks, failed_checks_of_run
+from ct_assets.orchestration.run_tags import tag_run_story
 from ct_assets.orchestration.state import StateDirs
 from ct_assets.registry.resources import ModelRegistryResource
 
 GROUP = "data"
-FAILING_VERDICTS = ("drift", "new_class")  # drift_within_policy (WARN) fails on these
+# drift_within_policy (WARN) fails on these: a change, a new class, a day the data half
+# blocked, or a day with too little data (on either side) to judge at all.
+FAILING_VERDICTS = ("drift", "new_class", "blocked", "insufficient_reference", "insufficient_data")
+CHECK_DESCRIPTION = ("warns when the day is not judged stable: drift (a metric above its threshold), a new class, "
+                     "too little reference or current data to judge, or a day the data half's checks blocked")
 
 
 def _champion_md(row: dict) -> str:
@@ -41,6 +46,47 @@ def _champion_md(row: dict) -> str:
     )
 
 
+def _day_metadata(row: dict, result, meta: dict) -> dict:
+    """What the UI shows for this one day (its own materialization)."""
+    md = f"**Reference:** {row['reference']}\n\n" + result.to_markdown() + _champion_md(row)
+    metadata = {
+        "verdict": row["verdict"],
+        "verdict_reason": row["verdict_reason"] or "-",
+        "scores": MetadataValue.json(meta["scores"]),
+        "flags": MetadataValue.json(meta["flags"]),
+        "thresholds": MetadataValue.json(meta["thresholds"]),
+        "threshold_sources": MetadataValue.json(meta["threshold_sources"]),
+        "p_values": MetadataValue.json(meta["p_values"]),
+        "drifted_metrics": MetadataValue.json(meta["drifted_metrics"]),
+        "unknown_labels": MetadataValue.json(meta["unknown_labels"]),
+        "reference": row["reference"],
+        "reference_rows": meta["reference_rows"],
+        "current_rows": meta["current_rows"],
+        "report": MetadataValue.md(md),
+        "champion_version": MetadataValue.text(str(row["champion_version"])),
+        "clean_labelled_rows": row["clean_labelled_rows"],
+    }
+    # Scores as top-level numbers too, so the UI plots each metric across partitions.
+    metadata.update({name: value for name, value in meta["scores"].items() if value is not None})
+    for key in ("champion_accuracy", "champion_estimated_accuracy"):
+        if row[key] is not None:
+            metadata[key] = row[key]
+    return metadata
+
+
+def _blocked_row(key: str, checks: list[str]) -> tuple[dict, dict]:
+    """A day the data half's ERROR checks failed in this range run: not judged, and said so."""
+    reason = (f"validated_window failed {', '.join(checks)} for {key}: fix the day's data and rematerialize "
+              "validated_window and drift_report for it")
+    row = {"partition": key, "verdict": "blocked", "verdict_reason": reason, "reference": "-",
+           "champion_version": None, "champion_accuracy": None, "champion_labelled_rows": 0,
+           "champion_estimated_accuracy": None, "champion_prediction_mix": "{}", "clean_labelled_rows": 0,
+           "unknown_labels": "{}"}
+    metadata = {"verdict": "blocked", "verdict_reason": reason,
+                "report": MetadataValue.md(f"**Verdict: blocked**: {reason}")}
+    return row, metadata
+
+
 def build_drift_assets(settings: Settings, partitions_def, automation=None) -> list:
     labels = list(settings.labels)
     auto = automation or {}
@@ -50,7 +96,8 @@ def build_drift_assets(settings: Settings, partitions_def, automation=None) -> l
         group_name=GROUP,
         io_manager_key="lake_io",
         backfill_policy=BackfillPolicy.single_run(),
-        check_specs=[AssetCheckSpec("drift_within_policy", asset="drift_report", blocking=False)],
+        check_specs=[AssetCheckSpec("drift_within_policy", asset="drift_report", blocking=False,
+                                    partitions_def=partitions_def, description=CHECK_DESCRIPTION)],
         automation_condition=auto.get("drift_report"),
     )
     def drift_report(
@@ -63,16 +110,26 @@ def build_drift_assets(settings: Settings, partitions_def, automation=None) -> l
     ):
         """The day's drift against the reference (thresholds calibrated on it where they are
         "auto"), its unknown labels, the champion's accuracy, and a verdict."""
-        reports, rows, results = {}, [], {}
+        tag_run_story(context)
+        reports, rows, day_metadata, checks = {}, [], {}, {}
         champion = registry.champion_version()
         window = registry.window_of(champion) if champion is not None else None
         # Keyed by the reference's content: a new champion window, a rematerialized
         # reference day or a late label is a new calibration, never a stale one.
         cache = state.cache_dir("drift_calibration")
+        blocked = failed_checks_of_run(context, "validated_window")
         for key in context.partition_keys:
+            if key in blocked:
+                row, day_metadata[key] = _blocked_row(key, blocked[key])
+                rows.append(row)
+                reports[key] = pl.DataFrame([row | drift_columns(dict.fromkeys(DRIFT_METRICS), dict.fromkeys(DRIFT_METRICS, False))])
+                checks[key] = DayCheck(False, {"verdict": "blocked"}, row["verdict_reason"])
+                context.log.warning(f"drift_report[{key}]: {row['verdict_reason']}")
+                continue
             day = day_of(key)
             ref_days, ref_source = reference_days(day, window, settings.reference.days())
             ref_frames = lake.read_many("validated_window", [d.isoformat() for d in ref_days])
+            gap = reference_gap(day, ref_days, {day_of(k) for k in ref_frames}, ref_source)
             current = labels_as_of(validated_window[key], day)
             reference = labels_as_of(
                 pl.concat(list(ref_frames.values()), how="diagonal_relaxed") if ref_frames else current.clear(),
@@ -80,12 +137,13 @@ def build_drift_assets(settings: Settings, partitions_def, automation=None) -> l
             )
             result = drift_of_day(reference, current, quarantine=quarantined_rows[key], day=day, labels=labels,
                                   drift=settings.drift, k=settings.triggers.drift_k, n=settings.triggers.drift_n,
-                                  cache_dir=cache)
+                                  cache_dir=cache, reference_gap=gap)
             perf = registry.performance_on(current, champion)
             meta = result.to_metadata()
             row = {
                 "partition": key,
                 "verdict": result.verdict,
+                "verdict_reason": result.verdict_reason,
                 "reference": ref_source,
                 "champion_version": perf.get("version"),
                 "champion_accuracy": perf.get("accuracy"),
@@ -97,52 +155,29 @@ def build_drift_assets(settings: Settings, partitions_def, automation=None) -> l
             }
             row.update(drift_columns(result.scores, result.flags, result.thresholds, result.p_values))
             rows.append(row)
-            results[key] = (result, meta)
             reports[key] = pl.DataFrame([row])
+            day_metadata[key] = _day_metadata(row, result, meta)
+            checks[key] = DayCheck(
+                passed=result.verdict not in FAILING_VERDICTS,
+                metadata={"verdict": result.verdict, "drifted_metrics": MetadataValue.json(meta["drifted_metrics"]),
+                          "new_classes": MetadataValue.json(meta["new_classes"]),
+                          "scores": MetadataValue.json(meta["scores"]),
+                          "thresholds": MetadataValue.json(meta["thresholds"])},
+                description=result.verdict_reason or None,
+            )
             context.log.info(f"drift_report[{key}]: {result.verdict} {meta['drifted_metrics']} vs {ref_source}"
-                             + (f"; {result.new_class_message()}" if result.new_classes else ""))
-        last = rows[-1]
-        result, meta = results[last["partition"]]
-        md = f"**Reference:** {last['reference']}\n\n" + result.to_markdown() + _champion_md(last)
-        metadata = {
-            "verdict": last["verdict"],
-            "scores": MetadataValue.json(meta["scores"]),
-            "flags": MetadataValue.json(meta["flags"]),
-            "thresholds": MetadataValue.json(meta["thresholds"]),
-            "threshold_sources": MetadataValue.json(meta["threshold_sources"]),
-            "p_values": MetadataValue.json(meta["p_values"]),
-            "drifted_metrics": MetadataValue.json(meta["drifted_metrics"]),
-            "unknown_labels": MetadataValue.json(meta["unknown_labels"]),
-            "reference": last["reference"],
-            "report": MetadataValue.md(md),
-            "champion_version": MetadataValue.text(str(last["champion_version"])),
-            "clean_labelled_rows": last["clean_labelled_rows"],
-        }
-        for key in ("champion_accuracy", "champion_estimated_accuracy"):
-            if last[key] is not None:
-                metadata[key] = last[key]
+                             + (f"; {result.new_class_message()}" if result.new_classes else "")
+                             + (f"; {result.verdict_reason}" if result.verdict_reason else ""))
+        attach_day_metadata(context, day_metadata)
+        # The range's summary (the same on every day of a backfill, so it says it is the range's).
+        summary = {}
         if len(rows) > 1:
-            metadata["per_day"] = MetadataValue.md(markdown.table([
+            summary["range_summary"] = MetadataValue.md(markdown.table([
                 {"partition": r["partition"], "verdict": r["verdict"], "champion_accuracy": r["champion_accuracy"]}
                 | {k: r[k] for k in r if k.startswith("score_")}
                 for r in rows
             ]))
-        yield Output(reports, metadata=metadata)
-        drifted = [r["partition"] for r in rows if r["verdict"] == "drift"]
-        new_class = [r["partition"] for r in rows if r["verdict"] == "new_class"]
-        yield AssetCheckResult(
-            check_name="drift_within_policy",
-            asset_key="drift_report",
-            passed=not any(r["verdict"] in FAILING_VERDICTS for r in rows),
-            severity=AssetCheckSeverity.WARN,
-            metadata={
-                "drifted_partitions": MetadataValue.json(drifted),
-                "new_class_partitions": MetadataValue.json(new_class),
-                "new_classes": MetadataValue.json(meta["new_classes"]),
-                "scores": MetadataValue.json(meta["scores"]),
-                "thresholds": MetadataValue.json(meta["thresholds"]),
-                "drifted_metrics": MetadataValue.json(meta["drifted_metrics"]),
-            },
-        )
+        yield Output(reports, metadata=summary)
+        yield from day_checks(context, "drift_report", "drift_within_policy", checks, AssetCheckSeverity.WARN)
 
     return [drift_report]

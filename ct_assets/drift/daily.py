@@ -66,9 +66,11 @@ def drift_of_day(
     k: int,
     n: int,
     cache_dir: Path | None,
+    reference_gap: str = "",
 ) -> DriftResult:
     """``reference`` and ``current`` with the point-in-time cut already applied (labels as
-    of ``day``); ``quarantine``: the day's quarantined rows."""
+    of ``day``); ``quarantine``: the day's quarantined rows; ``reference_gap``: which
+    expected reference days are missing (``drift.reference.reference_gap``)."""
     thresholds, calibration = resolve_thresholds(reference, labels=labels, drift=drift, k=k, n=n,
                                                  cache_dir=cache_dir)
     return compute_drift(
@@ -79,6 +81,7 @@ def drift_of_day(
         rows_read=current.height + quarantine.height,
         max_unknown_label_share=drift.max_unknown_label_share,
         calibration=calibration,
+        reference_gap=reference_gap,
         min_rows=drift.min_rows,
         min_labelled_rows=drift.min_labelled_rows,
         top_new_terms=drift.top_new_terms,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from ct_assets.core.time import days_between
 
@@ -24,3 +24,12 @@ def reference_days(
         days = list(configured)
         source = f"configured reference {days[0]}..{days[-1]}" if days else "configured reference (empty)"
     return [d for d in days if d < as_of], source
+
+
+def reference_gap(as_of: dt.date, expected: Sequence[dt.date], present: Collection[dt.date], source: str) -> str:
+    """The reference days the report of ``as_of`` expected but could not read, in words
+    ("" when none is missing): a report on a partial reference says so."""
+    if not expected:
+        return f"no reference day before {as_of} ({source})"
+    missing = [d.isoformat() for d in expected if d not in present]
+    return f"missing reference days (not materialized): {', '.join(missing)}" if missing else ""

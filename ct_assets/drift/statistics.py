@@ -9,6 +9,9 @@ never flags.
 Verdict: ``drift`` when a metric flags; else ``new_class`` when a label outside the
 configured ``labels`` holds more than ``max_unknown_label_share`` of the day's rows read
 (a retrain cannot learn it until it is configured, so it is reported, not scored); else
+``insufficient_reference`` when the reference has fewer than ``min_rows`` rows (no metric
+could be judged: "stable" would be a guess), naming the reference days that are missing;
+else ``insufficient_data`` when the day itself has fewer than ``min_rows`` rows; else
 ``stable``.
 """
 
@@ -26,7 +29,7 @@ from ct_assets.drift.scores import METRICS, score_drift
 
 _DEFAULTS = DriftSettings()  # defaults are the settings' own: one source for each number
 
-VERDICTS = ("drift", "new_class", "stable")
+VERDICTS = ("drift", "new_class", "insufficient_reference", "insufficient_data", "stable")
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,8 @@ class DriftResult:
     extras: dict[str, float] = field(default_factory=dict)  # mean lengths
     # concept_shift's class: predictions, reference/current precision, confused label/rows
     concept_detail: dict = field(default_factory=dict)
+    min_rows: int = _DEFAULTS.min_rows  # rows per side below which nothing can be judged
+    reference_gap: str = ""  # which expected reference days are missing ("" when none)
 
     @property
     def drifted_metrics(self) -> list[str]:
@@ -64,7 +69,23 @@ class DriftResult:
 
     @property
     def verdict(self) -> str:
-        return "drift" if self.drifted_metrics else "new_class" if self.new_classes else "stable"
+        if self.drifted_metrics:
+            return "drift"
+        if self.new_classes:
+            return "new_class"
+        if self.reference_rows < self.min_rows:
+            return "insufficient_reference"
+        return "insufficient_data" if self.current_rows < self.min_rows else "stable"
+
+    @property
+    def verdict_reason(self) -> str:
+        """One sentence on why the verdict is not a judgement ("" when it is one)."""
+        if self.verdict == "insufficient_reference":
+            gap = self.reference_gap or "its days hold too few rows"
+            return f"the reference has {self.reference_rows} rows (< min_rows {self.min_rows}), so nothing was judged: {gap}"
+        if self.verdict == "insufficient_data":
+            return f"the day has {self.current_rows} clean rows (< min_rows {self.min_rows}), so nothing was judged"
+        return ""
 
     def new_class_message(self) -> str:
         return "; ".join(f"new class emerging: '{label}' ({n} rows); add it to `labels` to train it"
@@ -74,6 +95,8 @@ class DriftResult:
         """Plain JSON-able values. Scores are also top-level keys so Dagster can plot them."""
         return {
             "verdict": self.verdict,
+            "verdict_reason": self.verdict_reason,
+            "reference_gap": self.reference_gap,
             "drifted_metrics": self.drifted_metrics,
             **{name: _num(value) for name, value in self.scores.items()},
             "scores": {name: _num(value) for name, value in self.scores.items()},
@@ -97,12 +120,14 @@ class DriftResult:
 
     def to_markdown(self) -> str:
         drifted = ", ".join(self.drifted_metrics)
-        lines = [f"**Verdict: {self.verdict}**" + (f" (drifted: {drifted})" if drifted else "")]
+        lines = [f"**Verdict: {self.verdict}**" + (f" (drifted: {drifted})" if drifted else "")
+                 + (f": {self.verdict_reason}" if self.verdict_reason else "")]
         if self.new_classes:
             lines += ["", f"**{self.new_class_message()}**"]
         lines += [
             "",
-            f"Reference rows: {self.reference_rows}, current rows: {self.current_rows}",
+            f"Reference rows: {self.reference_rows}, current rows: {self.current_rows}"
+            + (f" ({self.reference_gap})" if self.reference_gap else ""),
             *(["", f"Calibration: {self.calibration}"] if self.calibration else []),
             "",
             "| metric | score | threshold | source | p-value | flag |",
@@ -170,6 +195,7 @@ def compute_drift(
     rows_read: int | None = None,
     max_unknown_label_share: float = _DEFAULTS.max_unknown_label_share,
     calibration: str = "",
+    reference_gap: str = "",
     **scoring: int,
 ) -> DriftResult:
     """Score ``current`` against ``reference`` and judge every metric by its threshold.
@@ -213,4 +239,6 @@ def compute_drift(
         calibration=calibration,
         extras=s.extras,
         concept_detail=s.concept_detail,
+        min_rows=scoring.get("min_rows", _DEFAULTS.min_rows),
+        reference_gap=reference_gap,
     )

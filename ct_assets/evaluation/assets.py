@@ -26,6 +26,7 @@ from ct_assets.evaluation.challenger import evaluate_challenger
 from ct_assets.evaluation.resources import GoldenSetResource
 from ct_assets.evaluation.shadow import shadow_compare, shadow_traffic
 from ct_assets.orchestration.partitions import only_partition, single_row
+from ct_assets.orchestration.run_tags import tag_run_story
 from ct_assets.orchestration.state import StateDirs
 from ct_assets.registry.records import EvalRecord
 from ct_assets.registry.resources import ModelRegistryResource
@@ -43,7 +44,7 @@ def build_evaluation_assets(settings: Settings, partitions_def, automation=None)
         partitions_def=partitions_def,
         group_name=GROUP,
         io_manager_key="lake_io",
-        check_specs=[AssetCheckSpec("promotion_gate", asset="eval_report", blocking=True,
+        check_specs=[AssetCheckSpec("promotion_gate", asset="eval_report", blocking=True, partitions_def=partitions_def,
                                     description="challenger beats champion, no forgetting, no class collapse")],
         automation_condition=auto.get("eval_report"),
     )
@@ -56,6 +57,7 @@ def build_evaluation_assets(settings: Settings, partitions_def, automation=None)
         state: StateDirs,
     ):
         """Challenger vs champion on the golden set and the recent holdout, and the gate."""
+        tag_run_story(context)
         key = only_partition(context)
         adapter = single_row(lora_adapter, key, "lora_adapter")
         version = adapter["version"]
@@ -129,7 +131,11 @@ def build_evaluation_assets(settings: Settings, partitions_def, automation=None)
         group_name=GROUP,
         io_manager_key="lake_io",
         deps=["eval_report"],
-        check_specs=[AssetCheckSpec("shadow_within_policy", asset="shadow_report", blocking=True)],
+        check_specs=[AssetCheckSpec(
+            "shadow_within_policy", asset="shadow_report", blocking=True, partitions_def=partitions_def,
+            description=f"on the day's traffic the challenger agrees with the champion on >= "
+                        f"{settings.promotion.min_shadow_agreement:.0%} of rows and loses at most "
+                        f"{settings.promotion.max_shadow_accuracy_drop:.0%} accuracy where labels are known")],
         automation_condition=auto.get("shadow_report"),
     )
     def shadow_report(
@@ -138,6 +144,7 @@ def build_evaluation_assets(settings: Settings, partitions_def, automation=None)
         registry: ModelRegistryResource,
     ):
         """The challenger beside the champion on the day's traffic."""
+        tag_run_story(context)
         key = only_partition(context)
         challenger = registry.alias_version("challenger")
         champion = registry.champion_version()
@@ -148,7 +155,7 @@ def build_evaluation_assets(settings: Settings, partitions_def, automation=None)
             row.update({"passed": challenger is not None, "note": note, "counts": False})
             report = {}
         else:
-            start, end = registry.window_of(challenger)
+            _, end = registry.window_of(challenger)
             texts, truth = shadow_traffic(validated_window[key], day_of(key))
             report = shadow_compare(
                 registry.predictor(challenger), registry.predictor(champion), texts, truth,

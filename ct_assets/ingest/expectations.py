@@ -30,6 +30,7 @@ from typing import Any
 
 import polars as pl
 
+from ct_assets.core import markdown
 from ct_assets.core.schema import CLEAN_COLUMNS
 
 # Set before GX is imported anywhere in this process: a pipeline step must not phone
@@ -247,3 +248,13 @@ def validate_clean(
         docs_index=index if index.is_file() else None,
         seconds=time.perf_counter() - started,
     )
+
+
+def expectations_markdown(summary: GxSummary) -> str:
+    """The suite's outcome inline, one row per expectation, for the UI; Data Docs has the rest."""
+    head = f"**Great Expectations: {summary.successful}/{summary.evaluated} passed**"
+    where = f" (Data Docs: `{summary.docs_index}`)" if summary.docs_index else ""
+    rows = [{"expectation": r["expectation"], "column": r["column"] or "-", "success": r["success"],
+             "unexpected": r["unexpected_count"] if r["unexpected_count"] is not None else "-",
+             "observed": r["observed"] if r["observed"] is not None else "-"} for r in summary.results]
+    return head + where + "\n\n" + markdown.table(rows)

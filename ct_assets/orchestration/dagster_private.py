@@ -3,6 +3,13 @@
 When Dagster moves one of these, this file is the one place to fix.
 """
 
+# A check evaluated per partition inside a range run (one AssetCheckEvaluation per day,
+# see orchestration.per_partition) names the materialization it judged with this record,
+# as Dagster's own AssetCheckResult does for a one-partition run; it is not exported.
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,
+)
+
 # A run over a partition range (a single-run backfill) is a run tagged with the range's
 # first and last keys; `execute_in_process` takes one partition_key only, and Dagster
 # exports no public name for these two tag keys.
@@ -16,4 +23,9 @@ from dagster._core.storage.tags import (
 # dependency of the pinned Dagster family; this is the iterator the daemon itself uses.
 from dagster._utils.schedules import cron_string_iterator
 
-__all__ = ["ASSET_PARTITION_RANGE_END_TAG", "ASSET_PARTITION_RANGE_START_TAG", "cron_string_iterator"]
+__all__ = [
+    "ASSET_PARTITION_RANGE_END_TAG",
+    "ASSET_PARTITION_RANGE_START_TAG",
+    "AssetCheckEvaluationTargetMaterializationData",
+    "cron_string_iterator",
+]

@@ -14,6 +14,7 @@ from ct_assets.core.schema import run_story
 from ct_assets.core.settings import Settings
 from ct_assets.core.time import day_of
 from ct_assets.orchestration.partitions import only_partition, trailing_days
+from ct_assets.orchestration.run_tags import tag_run_story
 from ct_assets.registry.promotion import (
     PromotionInput,
     passing_shadow_days,
@@ -42,6 +43,7 @@ def build_registry_assets(settings: Settings, partitions_def, automation=None) -
     def champion(context: AssetExecutionContext, shadow_report: Mapping[str, pl.DataFrame],
                  registry: ModelRegistryResource):
         """The champion alias after this day's promotion decision (the audit trail)."""
+        tag_run_story(context)
         key = only_partition(context)
         challenger = registry.alias_version("challenger")
         current = registry.champion_version()

@@ -214,6 +214,12 @@ class AdapterRegistry:
         return ModelVersionInfo(int(mv.version), mv.run_id, mv.source, str(mv.status),
                                 tuple(mv.aliases or ()), dict(mv.tags or {}))
 
+    def version_numbers(self) -> list[int]:
+        """Every registered version, ascending."""
+        self._ensure_model()
+        with self.guard("list model versions"):
+            return sorted(int(mv.version) for mv in self.client.search_model_versions(f"name='{self.model_name}'"))
+
     def _resolve(self, version_or_alias: int | str) -> ModelVersionInfo:
         if isinstance(version_or_alias, int) or str(version_or_alias).isdigit():
             return self.version_info(version_or_alias)

@@ -30,7 +30,7 @@ class ModelRegistryResource(ConfigurableResource):
     max_length: int = 64
     batch_size: int = 64
 
-    def _db_exists(self) -> bool:
+    def db_exists(self) -> bool:
         # Before the first model there is no database; asking MLflow would create one.
         prefix = "sqlite:///"
         return not self.tracking_uri.startswith(prefix) or Path(self.tracking_uri[len(prefix):]).exists()
@@ -42,7 +42,7 @@ class ModelRegistryResource(ConfigurableResource):
         return AdapterRegistry(self.tracking_uri, self.artifact_root, self.model_name)
 
     def alias_version(self, alias: str) -> int | None:
-        if not self._db_exists():
+        if not self.db_exists():
             return None
         return self.registry.get_alias(alias)
 

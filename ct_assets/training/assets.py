@@ -32,6 +32,7 @@ from ct_assets.core.time import day_of, days_between
 from ct_assets.evaluation.resources import GoldenSetResource
 from ct_assets.lake.resources import Lake
 from ct_assets.orchestration.partitions import only_partition, trailing_days
+from ct_assets.orchestration.run_tags import tag_run_story
 from ct_assets.orchestration.state import StateDirs
 from ct_assets.registry.mlflow_registry import RegistryError, RegistryUnavailableError
 from ct_assets.registry.records import (
@@ -78,9 +79,9 @@ def build_training_assets(settings: Settings, partitions_def, automation=None) -
         io_manager_key="lake_io",
         ins={"validated_window": trailing_days(tr.window_days)},
         check_specs=[
-            AssetCheckSpec("no_golden_leakage", asset="training_dataset", blocking=True,
+            AssetCheckSpec("no_golden_leakage", asset="training_dataset", blocking=True, partitions_def=partitions_def,
                            description="no golden-set row is in any split"),
-            AssetCheckSpec("minimum_size", asset="training_dataset", blocking=True,
+            AssetCheckSpec("minimum_size", asset="training_dataset", blocking=True, partitions_def=partitions_def,
                            description=f"train rows >= training.min_rows ({tr.min_rows})"),
         ],
         automation_condition=auto.get("training_dataset"),
@@ -88,6 +89,7 @@ def build_training_assets(settings: Settings, partitions_def, automation=None) -
     def training_dataset(context: AssetExecutionContext, validated_window: Mapping[str, pl.DataFrame], lake: Lake,
                          golden: GoldenSetResource):
         """Train, validation and holdout rows as of d: the sliding window plus replay."""
+        tag_run_story(context)
         key = only_partition(context)
         as_of = day_of(key)
         window_start = as_of - dt.timedelta(days=tr.window_days - 1)
@@ -139,8 +141,9 @@ def build_training_assets(settings: Settings, partitions_def, automation=None) -
         pool="training",
         op_tags={TRAINING_TAG: "true"},
         check_specs=[
-            AssetCheckSpec("finite_loss", asset="lora_adapter", blocking=True),
-            AssetCheckSpec("adapter_size_ratio", asset="lora_adapter",
+            AssetCheckSpec("finite_loss", asset="lora_adapter", blocking=True, partitions_def=partitions_def,
+                           description="every training and validation loss was a finite number"),
+            AssetCheckSpec("adapter_size_ratio", asset="lora_adapter", partitions_def=partitions_def,
                            description="adapter bytes are a small fraction of the base's"),
         ],
         automation_condition=auto.get("lora_adapter"),
@@ -155,6 +158,7 @@ def build_training_assets(settings: Settings, partitions_def, automation=None) -
         state: StateDirs,
     ):
         """A LoRA adapter on the frozen base, registered in MLflow with alias challenger."""
+        tag_run_story(context)
         key = only_partition(context)
         data = training_dataset[key]
         split = {name: data.filter(pl.col(SPLIT) == name) for name in ("train", "val", "holdout")}

@@ -75,6 +75,19 @@ def _value_vs_limit(value: float | None, limit: float | None) -> str:
     return f"{value:.{digits}f} > {limit:.{digits}f}"
 
 
+NO_CHAMPION = ("no champion yet: train the first model with `ct bootstrap` (the model group for the newest "
+               "drift-checked day), or run `ct demo`")
+
+
+def _drift_window(observations: Sequence[DayObservation], *, k: int, n: int, today: dt.date,
+                  after: dt.date | None) -> tuple[list[DayObservation], list[DayObservation]]:
+    """(the last n observed days after ``after``, those of them with a drift flag)."""
+    if not 1 <= k <= n:
+        raise ValueError(f"need 1 <= k <= n, got k={k}, n={n}")
+    window = _recent([o for o in observations if after is None or o.day > after], today, n)
+    return window, [o for o in window if o.drifted]
+
+
 def drift_request(
     observations: Sequence[DayObservation],
     *,
@@ -92,11 +105,7 @@ def drift_request(
     in its drift_report row): calibrated thresholds move with the reference, and the
     settings may only say "auto".
     """
-    if not 1 <= k <= n:
-        raise ValueError(f"need 1 <= k <= n, got k={k}, n={n}")
-    eligible = [o for o in observations if after is None or o.day > after]
-    window = _recent(eligible, today, n)
-    flagged = [o for o in window if o.drifted]
+    window, flagged = _drift_window(observations, k=k, n=n, today=today, after=after)
     if len(flagged) < k:
         return None
     # Dominant metric: flagged on the most days; ties go to the larger latest excess
@@ -268,3 +277,57 @@ def choose_request(
     chosen, rest = allowed[0], allowed[1:]
     skipped += [f"{c.trigger}: {c.reason} (skipped: {chosen.trigger} has priority)" for c in rest]
     return chosen, skipped
+
+
+# Why a cause did not fire, in the figures it was judged by: the SkipReason a person reads
+# in the UI. Each mirrors the *_request function of the same cause.
+
+
+def drift_skip_reason(observations: Sequence[DayObservation], *, k: int, n: int, today: dt.date,
+                      after: dt.date | None = None) -> str:
+    """E.g. "drift on 1 of the last 3 days (need 2): oov_rate, text_auc on 2026-11-30"."""
+    window, flagged = _drift_window(observations, k=k, n=n, today=today, after=after)
+    since = f" after the champion's window (ended {after.isoformat()})" if after is not None else ""
+    if not window:
+        return f"no drift report{since} up to {today.isoformat()}"
+    counted = f"{len(flagged)} of the last {len(window)} days{since} (need {k})"
+    if not flagged:
+        return f"drift on {counted}"
+    days = "; ".join(f"{', '.join(sorted(m for m, f in o.flags.items() if f))} on {o.day.isoformat()}"
+                     for o in flagged)
+    return f"drift on {counted}: {days}"
+
+
+def accuracy_skip_reason(observations: Sequence[DayObservation], *, min_accuracy: float, use_estimated: bool,
+                         min_labelled_rows: int = 30, today: dt.date) -> str:
+    """The figure accuracy_request judged (measured, or the estimate) against min_accuracy."""
+    window = _recent(observations, today, 1)
+    if not window:
+        return f"no drift report up to {today.isoformat()}"
+    latest = window[0]
+    day, rows = latest.day.isoformat(), latest.champion_labelled_rows
+    measured, estimate = latest.champion_accuracy, latest.champion_estimated_accuracy
+    if measured is not None and rows >= min_labelled_rows:
+        return f"accuracy {measured:.2f} >= {min_accuracy:.2f} on {rows} labelled rows of {day}"
+    few = f"{rows} labelled rows < {min_labelled_rows}"
+    if not use_estimated:
+        return f"no accuracy for {day}: {few} and the label-free estimate is off"
+    if estimate is None:
+        return f"no accuracy for {day}: {few} and no label-free estimate"
+    return f"estimated accuracy (label-free) {estimate:.2f} >= {min_accuracy:.2f} on {day} ({few})"
+
+
+def volume_skip_reason(rows_since_window_end: int, *, volume_rows: int, window_end: dt.date | None) -> str:
+    """E.g. "3,210 new labelled rows since 2026-11-18 <= 10,000"."""
+    if window_end is None:
+        return f"{NO_CHAMPION}; {rows_since_window_end:,} labelled rows so far <= {volume_rows:,}"
+    return f"{rows_since_window_end:,} new labelled rows since {window_end.isoformat()} <= {volume_rows:,}"
+
+
+def staleness_skip_reason(days_since_window_end: int | None, *, staleness_days: int,
+                          window_end: dt.date | None) -> str:
+    """E.g. "12 days of data since the champion's window ended 2026-11-18 <= 14"."""
+    if days_since_window_end is None or window_end is None:
+        return NO_CHAMPION
+    return (f"{days_since_window_end} days of data since the champion's window ended "
+            f"{window_end.isoformat()} <= {staleness_days}")

@@ -16,7 +16,7 @@ import json
 
 import polars as pl
 import pytest
-from dagster import AssetKey, instance_for_test
+from dagster import AssetKey, AssetRecordsFilter, instance_for_test
 from upath import UPath
 
 from ct_assets.core.time import labels_as_of
@@ -82,15 +82,6 @@ def test_the_shadow_measures_accuracy_on_the_labels_known_by_the_end_of_the_day(
     assert truth == AS_OF_DAY  # only these are scored
 
 
-def _markdown_rows(table: str) -> list[dict[str, str]]:
-    header, _rule, *rows = table.splitlines()
-
-    def cells(line: str) -> list[str]:
-        return [c.strip() for c in line.strip().strip("|").split("|")]
-
-    return [dict(zip(cells(header), cells(line))) for line in rows]
-
-
 @pytest.fixture
 def landing_with_the_boundary_table(tmp_path):
     """Simulator days 0..DAY in a landing zone with every label removed, then the table's
@@ -119,17 +110,19 @@ def test_raw_window_and_drift_report_count_only_the_labels_known_by_the_end_of_t
     with instance_for_test() as instance:
         assets = ("raw_window", "validated_window", "quarantined_rows", "drift_report")
         assert materialize_range(defs, instance, assets, START.isoformat(), DAY.isoformat()).success
-        raw = instance.get_latest_materialization_event(AssetKey("raw_window")).asset_materialization.metadata
-    (per_day,) = [row for row in _markdown_rows(raw["per_day"].value) if row["partition"] == DAY.isoformat()]
+        day_mat = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey("raw_window"), asset_partitions=[DAY.isoformat()]),
+            limit=1).records[0].asset_materialization
+    raw = day_mat.metadata  # the day's own materialization in the range run
     lake = Lake(base_path=str(home.lake))
     assert lake.read("validated_window", DAY.isoformat())["label"].drop_nulls().len() == len(BOUNDARY) - 1  # all kept
     # One comparison, so a failure shows every consumer that counted wrong. raw_window:
-    # the labels of the range as of its last day, and the day's labelled share;
+    # the day's labels as of its end, and its labelled share;
     # drift_report: the clean frame it measures (the one the champion is scored on, and
     # whose labels the label-prior scores use).
     observed = {
         "raw_window label_counts": raw["label_counts"].value,
-        "raw_window labelled_share of the day": float(per_day["labelled_share"]),
+        "raw_window labelled_share of the day": raw["labelled_share"].value,
         "drift_report clean_labelled_rows": lake.read("drift_report", DAY.isoformat())["clean_labelled_rows"][0],
     }
     assert observed == {

@@ -49,12 +49,6 @@ def _edit_day(landing, i: int, edit) -> None:
     path.write_text("".join(json.dumps(edit(n, r)) + "\n" for n, r in enumerate(rows)), encoding="utf-8")
 
 
-def _check(instance, name: str):
-    records = instance.event_log_storage.get_asset_check_execution_history(
-        AssetCheckKey(AssetKey("drift_report"), name), limit=1)
-    return records[0]
-
-
 def test_a_new_class_is_reported_not_scored_and_fails_the_warn_check(env):
     landing, _home, defs, instance, lake = env
 
@@ -79,9 +73,19 @@ def test_a_new_class_is_reported_not_scored_and_fails_the_warn_check(env):
     assert f"new class emerging: '{NEW_LABEL}' ({NEW_ROWS} rows); add it to `labels` to train it" in report
     assert "| metric | score | threshold | source | p-value | flag |" in report and "| calibrated |" in report
     assert meta["unknown_labels"].value == {NEW_LABEL: NEW_ROWS}
-    check = _check(instance, "drift_within_policy")
-    assert check.status.value == "FAILED"
-    assert check.event.dagster_event.event_specific_data.metadata["new_class_partitions"].value == [day(3)]
+    # One check result per day, each tied to that day: day 3 fails (WARN) for its new class,
+    # and day 0 for having no reference day before it.
+    history = instance.event_log_storage.get_asset_check_execution_history(
+        AssetCheckKey(AssetKey("drift_report"), "drift_within_policy"), limit=20)
+    by_day = {r.partition: r for r in history}
+    assert set(by_day) == {day(i) for i in range(4)}, [(r.partition, r.status) for r in history]
+    assert by_day[day(3)].status.value == "FAILED"
+    evaluation = by_day[day(3)].event.dagster_event.event_specific_data
+    assert evaluation.metadata["verdict"].value == "new_class"
+    assert evaluation.metadata["new_classes"].value == [[NEW_LABEL, NEW_ROWS]]
+    assert evaluation.target_materialization_data is not None  # tied to day 3's own materialization
+    first = by_day[day(0)].event.dagster_event.event_specific_data
+    assert (by_day[day(0)].status.value, first.metadata["verdict"].value) == ("FAILED", "insufficient_reference")
     # The days without the new class are judged as usual (and the check is WARN, so the
     # run succeeded above).
     assert lake.read("drift_report", day(2))["verdict"][0] in ("stable", "drift")

@@ -54,7 +54,12 @@ def test_one_day_materializes_all_three_assets_with_checks(env):
     assert mat.partition == day(0)
     assert {"row_count", "labelled_share", "label_counts", "bytes", "preview"} <= set(mat.metadata)
     drift_md = instance.get_latest_materialization_event(AssetKey("drift_report")).asset_materialization.metadata
-    assert "report" in drift_md and drift_md["verdict"].value in ("stable", "drift")
+    # Day 0 is the first configured reference day: nothing before it to compare with, and it says so.
+    assert drift_md["verdict"].value == "insufficient_reference"
+    assert drift_md["verdict_reason"].value == (
+        f"the reference has 0 rows (< min_rows 20), so nothing was judged: no reference day before {day(0)} "
+        f"(configured reference {day(0)}..{day(2)})")
+    assert "**Verdict: insufficient_reference**" in drift_md["report"].value
     docs = list((home.reports / "data_docs").rglob("index.html"))
     assert docs, "Great Expectations Data Docs are written under CT_HOME/reports"
 
@@ -118,9 +123,24 @@ def test_cli_partition_range_backfill(tmp_path):
            "--select", ",".join(DATA), "--partition-range", f"{day(0)}...{day(1)}"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # One run over the range (single-run backfill), and each asset materialized once per day.
+    instance = DagsterInstance.from_config(str(home.dagster))
+    (run,) = instance.get_runs()
+    assert run.status.value == "SUCCESS"
+    assert (run.tags["dagster/asset_partition_range_start"], run.tags["dagster/asset_partition_range_end"]) == (
+        day(0), day(1))
     for asset in DATA:
-        for i in range(2):
-            assert (home.lake / asset / f"{day(i)}.parquet").exists(), (asset, i)
+        partitions = instance.get_materialized_partitions(AssetKey(asset))
+        assert partitions == {day(0), day(1)}, (asset, partitions)
+    lake = Lake(base_path=str(home.lake))
+    for i in range(2):
+        raw, clean, bad = (lake.read(a, day(i)) for a in ("raw_window", "validated_window", "quarantined_rows"))
+        # Each day's own rows, none lost: clean and quarantined partition the raw rows by event_id.
+        assert sorted(clean["event_id"].to_list() + bad["event_id"].to_list()) == sorted(raw["event_id"].to_list())
+        assert set(clean["event_ts"].dt.date().cast(pl.Utf8).to_list()) == {day(i)}
+        (report,) = lake.read("drift_report", day(i)).to_dicts()
+        assert report["partition"] == day(i)
+    instance.dispose()
 
 
 def test_a_new_class_does_not_stop_the_data_half(tmp_path):

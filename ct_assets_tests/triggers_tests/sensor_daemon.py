@@ -15,6 +15,9 @@ Private Dagster imports, kept to this test helper because the product never need
 * ``freeze_time``: the sensors tick at most every 300 s (``minimum_interval_seconds``);
   the daemon reads the time through ``dagster._time``, and this is how Dagster's own
   sensor tests move it on instead of sleeping.
+* ``AssetDaemon`` and ``FreshnessDaemon``: an ``AutomationConditionSensorDefinition`` is
+  ticked by the asset daemon, not the sensor daemon, and ``freshness_failed()`` reads the
+  state the freshness daemon records; one pass of each, like ``execute_sensor_iteration``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ import yaml
 from dagster import DagsterInstance
 from dagster._core.test_utils import create_test_daemon_workspace_context, freeze_time
 from dagster._core.workspace.load_target import ModuleTarget
+from dagster._daemon.asset_daemon import AssetDaemon
+from dagster._daemon.freshness import FreshnessDaemon
 from dagster._daemon.sensor import execute_sensor_iteration
 
 from ct_assets.core.home import CT_HOME_ENV, CtHome
@@ -50,6 +55,19 @@ class SensorDaemon:
             for _ in execute_sensor_iteration(self.workspace, self.log, threadpool_executor=None,
                                               submit_threadpool_executor=None):
                 pass
+
+    def evaluate_freshness(self, at: dt.datetime) -> None:
+        """The freshness daemon's pass: records each FreshnessPolicy's state as of ``at``."""
+        with freeze_time(at):
+            for _ in FreshnessDaemon().run_iteration(self.workspace):
+                pass
+
+    def tick_automation(self, at: dt.datetime) -> None:
+        """The asset daemon's pass: ticks every running automation-condition sensor."""
+        daemon = AssetDaemon(settings=self.instance.get_auto_materialize_settings(), pre_sensor_interval_seconds=30)
+        with freeze_time(at):
+            daemon._run_iteration_impl(self.workspace, threadpool_executor=None, amp_tick_futures={},
+                                       debug_crash_flags={})
 
     def ticks(self, sensor_name: str) -> list:
         """The sensor's ticks, oldest first."""

@@ -15,16 +15,21 @@ import datetime as dt
 import pytest
 
 from ct_assets.triggers.policy import (
+    NO_CHAMPION,
     POLICY_TRIGGERS,
     DayObservation,
     TriggerRequest,
     accuracy_request,
+    accuracy_skip_reason,
     choose_request,
     cooldown_blocks,
     drift_request,
+    drift_skip_reason,
     schedule_request,
     staleness_request,
+    staleness_skip_reason,
     volume_request,
+    volume_skip_reason,
 )
 
 TODAY = dt.date(2026, 9, 21)
@@ -320,3 +325,50 @@ def test_the_cap_binds_manual_requests_too():
     chosen, skipped = choose_request([manual], policy="static", last_training_day=None, today=TODAY,
                                      cooldown_days=0, in_flight=1, max_in_flight=1)
     assert chosen is None and "in flight" in skipped[0]
+
+
+# Skip reasons: what a person reads in the UI when a cause did not fire, in its own figures.
+
+
+def test_drift_below_k_of_n_names_the_days_and_metrics_that_did_flag():
+    observations = [obs(-2), obs(-1), obs(0, drift={"oov_rate": 0.3, "text_auc": 0.9})]
+    assert drift_request(observations, k=2, n=3, today=TODAY) is None
+    assert drift_skip_reason(observations, k=2, n=3, today=TODAY) == (
+        "drift on 1 of the last 3 days (need 2): oov_rate, text_auc on 2026-09-21")
+    calm = [obs(-1), obs(0)]
+    assert drift_skip_reason(calm, k=2, n=3, today=TODAY) == "drift on 0 of the last 2 days (need 2)"
+    # Days the champion trained on do not count, and the reason says from when they do.
+    trained_on = [obs(-2, drift=JS), obs(-1, drift=JS), obs(0)]
+    assert drift_skip_reason(trained_on, k=2, n=3, today=TODAY, after=day(-1)) == (
+        "drift on 0 of the last 1 days after the champion's window (ended 2026-09-20) (need 2)")
+    assert drift_skip_reason([obs(-1)], k=2, n=3, today=TODAY, after=day(-1)) == (
+        "no drift report after the champion's window (ended 2026-09-20) up to 2026-09-21")
+
+
+@pytest.mark.parametrize(
+    ("acc", "rows", "est", "use_estimated", "expected"),
+    [
+        (0.92, 150, 0.5, True, "accuracy 0.92 >= 0.80 on 150 labelled rows of 2026-09-21"),
+        (None, 5, 0.9, True, "estimated accuracy (label-free) 0.90 >= 0.80 on 2026-09-21 (5 labelled rows < 30)"),
+        (0.5, 5, 0.9, False, "no accuracy for 2026-09-21: 5 labelled rows < 30 and the label-free estimate is off"),
+        (None, 0, None, True, "no accuracy for 2026-09-21: 0 labelled rows < 30 and no label-free estimate"),
+    ],
+)
+def test_healthy_accuracy_says_the_figure_it_was_judged_by(acc, rows, est, use_estimated, expected):
+    observations = [obs(0, acc=acc, rows=rows, est=est)]
+    kw = {"min_accuracy": 0.8, "use_estimated": use_estimated, "today": TODAY}
+    assert accuracy_request(observations, **kw) is None
+    assert accuracy_skip_reason(observations, **kw) == expected
+    assert accuracy_skip_reason([], **kw) == "no drift report up to 2026-09-21"
+
+
+def test_volume_and_staleness_skips_say_what_they_measured():
+    assert volume_skip_reason(3_210, volume_rows=10_000, window_end=day(-12)) == (
+        "3,210 new labelled rows since 2026-09-09 <= 10,000")
+    assert volume_skip_reason(3_210, volume_rows=10_000, window_end=None) == (
+        f"{NO_CHAMPION}; 3,210 labelled rows so far <= 10,000")
+    assert staleness_skip_reason(12, staleness_days=14, window_end=day(-12)) == (
+        "12 days of data since the champion's window ended 2026-09-09 <= 14")
+    assert staleness_skip_reason(None, staleness_days=14, window_end=None) == NO_CHAMPION
+    assert NO_CHAMPION == ("no champion yet: train the first model with `ct bootstrap` (the model group for the "
+                           "newest drift-checked day), or run `ct demo`")

@@ -24,6 +24,7 @@ from ct_assets.core.schema import drift_columns
 from ct_assets.definitions import build_definitions
 from ct_assets.lake.parquet import partition_path, write_parquet_atomic
 from ct_assets.registry.mlflow_registry import AdapterRegistry
+from ct_assets.triggers.policy import NO_CHAMPION
 from ct_assets.triggers.sensors import CHAIN
 from ct_assets_tests.helpers import START, make_home, small_settings
 
@@ -174,6 +175,52 @@ def test_freshness_failure_requests_the_downstream_chain(tmp_path):
     assert req.tags["ct/trigger"] == "freshness" and req.run_key == f"freshness:{day(10)}"
     assert [k.to_user_string() for k in req.asset_selection] == list(CHAIN)
     assert req.partition_key == day(16).isoformat()
+
+
+def test_skips_say_what_each_trigger_measured(tmp_path):
+    """Nothing fires, and each sensor says why in its own figures (champion trained up to day 12)."""
+    w = World(tmp_path, **{"triggers.volume_rows": 500})
+    w.champion(tmp_path, window_end=day(12))
+    for i in range(13, 20):
+        w.drift(day(i), drifted=("oov_rate", "text_auc") if i == 19 else ())
+        w.clean(day(i), 50)
+    with instance_for_test() as instance:
+        skips = {name: w.tick(instance, name).skip_message
+                 for name in ("metric_retrain_sensor", "volume_retrain_sensor", "freshness_retrain_sensor")}
+    assert skips == {
+        "metric_retrain_sensor": f"drift on 1 of the last 3 days after the champion's window (ended {day(12)}) "
+                                 f"(need 2): oov_rate, text_auc on {day(19)}; "
+                                 f"accuracy 0.90 >= 0.80 on 150 labelled rows of {day(19)}",
+        "volume_retrain_sensor": f"350 new labelled rows since {day(12)} <= 500",
+        "freshness_retrain_sensor": f"7 days of data since the champion's window ended {day(12)} <= 14",
+    }
+
+
+def test_with_no_champion_the_skips_say_how_the_first_model_is_trained(tmp_path):
+    w = World(tmp_path, **{"triggers.volume_rows": 500})
+    w.drift(day(3))
+    w.clean(day(3), 40)
+    with instance_for_test() as instance:
+        skips = {name: w.tick(instance, name).skip_message
+                 for name in ("metric_retrain_sensor", "volume_retrain_sensor", "freshness_retrain_sensor")}
+    assert skips == {
+        "metric_retrain_sensor": f"drift on 0 of the last 1 days (need 2); {NO_CHAMPION}",
+        "volume_retrain_sensor": f"{NO_CHAMPION}; 40 labelled rows so far <= 500",
+        "freshness_retrain_sensor": NO_CHAMPION,
+    }
+
+
+def test_a_blocked_cause_is_explained_beside_the_quiet_one(tmp_path):
+    # Accuracy fires but the cooldown blocks it; drift did not fire: both are said.
+    w = World(tmp_path, **{"triggers.cooldown_days": 3})
+    w.champion(tmp_path, window_end=day(12))
+    w.drift(day(15), accuracy=0.5)
+    with instance_for_test() as instance:
+        instance.report_runless_asset_event(AssetMaterialization("lora_adapter", partition=day(14).isoformat()))
+        skip = w.tick(instance, "metric_retrain_sensor").skip_message
+    assert skip == (f"accuracy: accuracy 0.50 < 0.80 on 150 labelled rows of {day(15)} (skipped: cooldown: last "
+                    f"training run on {day(14)}, 1 day(s) ago < 3 days); drift on 0 of the last 1 days after the "
+                    f"champion's window (ended {day(12)}) (need 2)")
 
 
 def test_cooldown_and_policy_block_and_say_why(tmp_path):
