@@ -28,6 +28,15 @@ def small_settings(**overrides) -> Settings:
     return parse_settings(raw, "test settings")
 
 
+def incident_settings(reference_end: str) -> Settings:
+    """Small settings whose simulated stream has a quality incident on day 4 (a day the
+    data half's blocking checks fail)."""
+    return small_settings(**{
+        "source.simulator.scenarios": [{"name": "quality_incident", "start_day": 4, "end_day": 4}],
+        "reference.end": reference_end,
+    })
+
+
 def make_home(tmp_path: Path) -> CtHome:
     return CtHome(tmp_path / "ct_home").ensure()
 

@@ -327,3 +327,7 @@ def test_5_approving_a_version_that_does_not_exist_names_it(ui, record_property)
         record_property("approve_model_error", shown)
         print(f"approve_model on version {BAD_VERSION}: the run shows: {shown}\n  its failure, first lines: {message[:5]}")
         assert naming, f"the run's failure does not name version {BAD_VERSION}: {message[:8]}"
+        # The one line approve_model gives (Dagster prefixes the Failure class name).
+        expected = (f"version {BAD_VERSION} is not registered in ct_text_classifier; registered versions: "
+                    "none yet (train a model first)")
+        assert naming[0].endswith(expected), naming[0]

@@ -16,7 +16,7 @@ from dagster import AssetCheckKey, AssetKey, AssetRecordsFilter, instance_for_te
 from ct_assets.definitions import build_definitions
 from ct_assets.lake.resources import Lake
 from ct_assets.orchestration.runner import materialize_range
-from ct_assets_tests.helpers import day, make_home, small_settings
+from ct_assets_tests.helpers import day, incident_settings, make_home, small_settings
 
 DATA = ("raw_window", "validated_window", "quarantined_rows", "drift_report")
 
@@ -42,10 +42,7 @@ def _checks(instance, asset: str, name: str) -> dict[str, tuple[str, dict]]:
 
 
 def test_a_backfilled_week_shows_each_days_own_drift_report_and_one_bad_day_blocks_only_itself(tmp_path):
-    settings = small_settings(**{
-        "source.simulator.scenarios": [{"name": "quality_incident", "start_day": 4, "end_day": 4}],
-        "reference.end": day(1),
-    })
+    settings = incident_settings(reference_end=day(1))
     home = make_home(tmp_path)
     defs = build_definitions(settings, home)
     lake = Lake(base_path=str(home.lake))

@@ -13,18 +13,14 @@ from dagster import AssetKey, DagsterInstance, instance_for_test
 from ct_assets.definitions import build_definitions
 from ct_assets.lake.resources import Lake
 from ct_assets.orchestration.runner import materialize_range
-from ct_assets_tests.helpers import day, make_home, small_settings
+from ct_assets_tests.helpers import day, incident_settings, make_home, small_settings
 
 DATA = ("raw_window", "validated_window", "quarantined_rows", "drift_report")
 
 
 @pytest.fixture
 def env(tmp_path):
-    # Scenarios at fixed day indexes; the quality incident on day 4.
-    settings = small_settings(**{
-        "source.simulator.scenarios": [{"name": "quality_incident", "start_day": 4, "end_day": 4}],
-        "reference.end": day(2),
-    })
+    settings = incident_settings(reference_end=day(2))
     home = make_home(tmp_path)
     defs = build_definitions(settings, home)
     with instance_for_test() as instance:

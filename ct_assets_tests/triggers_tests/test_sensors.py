@@ -210,27 +210,19 @@ def test_with_no_champion_the_skips_say_how_the_first_model_is_trained(tmp_path)
     }
 
 
-def test_a_blocked_cause_is_explained_beside_the_quiet_one(tmp_path):
+def test_cooldown_and_policy_block_and_say_why(tmp_path):
     # Accuracy fires but the cooldown blocks it; drift did not fire: both are said.
     w = World(tmp_path, **{"triggers.cooldown_days": 3})
     w.champion(tmp_path, window_end=day(12))
     w.drift(day(15), accuracy=0.5)
     with instance_for_test() as instance:
         instance.report_runless_asset_event(AssetMaterialization("lora_adapter", partition=day(14).isoformat()))
-        skip = w.tick(instance, "metric_retrain_sensor").skip_message
-    assert skip == (f"accuracy: accuracy 0.50 < 0.80 on 150 labelled rows of {day(15)} (skipped: cooldown: last "
-                    f"training run on {day(14)}, 1 day(s) ago < 3 days); drift on 0 of the last 1 days after the "
-                    f"champion's window (ended {day(12)}) (need 2)")
-
-
-def test_cooldown_and_policy_block_and_say_why(tmp_path):
-    w = World(tmp_path, **{"triggers.cooldown_days": 3})
-    w.champion(tmp_path, window_end=day(12))
-    w.drift(day(15), accuracy=0.5)
-    with instance_for_test() as instance:
-        instance.report_runless_asset_event(AssetMaterialization("lora_adapter", partition=day(14).isoformat()))
         data = w.tick(instance, "metric_retrain_sensor")
-        assert not data.run_requests and "cooldown" in data.skip_message
+    assert not data.run_requests
+    assert data.skip_message == (
+        f"accuracy: accuracy 0.50 < 0.80 on 150 labelled rows of {day(15)} (skipped: cooldown: last training run on "
+        f"{day(14)}, 1 day(s) ago < 3 days); drift on 0 of the last 1 days after the champion's window (ended "
+        f"{day(12)}) (need 2)")
     w2 = World(tmp_path / "static", **{"triggers.policy": "static"})
     w2.champion(tmp_path / "static", window_end=day(12))
     w2.drift(day(15), accuracy=0.5)
