@@ -31,11 +31,11 @@ demo: $(STAMP)
 
 # The full suite, as CI runs it.
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadfile -q -rs $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile -q -rfEs $(PYTEST_ARGS)
 
 # Everything but the end-to-end tests on the real MiniLM base (marker `slow`).
 test-fast: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadfile -q -rs -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile -q -rfEs -m "not slow" $(PYTEST_ARGS)
 
 # Mutation testing of the modules that carry the promises (docs/mutation.md). Slow, not in
 # CI. Installs the `mutation` extra's pins (not the project again); mutmut works on its own
