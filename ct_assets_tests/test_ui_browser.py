@@ -34,7 +34,7 @@ if not FOUND and not REQUIRED:
     # `make test` prints skip reasons (-rfEs): this is its one line about the browser test.
     pytest.skip(MISSING, allow_module_level=True)
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from ct_assets_tests.dagster_dev_server import DagsterDev, gql, running_dagster_dev, wait_for_run
@@ -78,18 +78,16 @@ class Ui:
             raise
 
 
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args):
-    """pytest-playwright's launch arguments, pointed at the Debian Chromium (root: no sandbox)."""
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory):
     if not FOUND:
         pytest.fail(f"{MISSING} (CT_REQUIRE_BROWSER=1: the browser test is required here)", pytrace=False)
-    return {**browser_type_launch_args, "executable_path": str(CHROMIUM), "args": ["--no-sandbox"]}
-
-
-@pytest.fixture(scope="module")
-def ui(browser, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("ui_browser")
-    with running_dagster_dev(workdir) as server:
+    # Playwright's sync API runs an asyncio loop in this thread while it is open: scoped to
+    # this module (not pytest-playwright's session fixtures), so the loop is gone before the
+    # worker's next test file, whose Dagster calls (asyncio.run) need no loop running.
+    with running_dagster_dev(workdir) as server, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         context = browser.new_context(viewport={"width": 1600, "height": 1000})
         page = context.new_page()
         page.set_default_timeout(UI_TIMEOUT)
@@ -103,6 +101,7 @@ def ui(browser, tmp_path_factory):
             yield Ui(page=page, server=server, workdir=workdir)
         finally:
             context.close()
+            browser.close()
 
 
 def test_the_ui_is_the_version_these_selectors_were_written_for():
