@@ -134,16 +134,15 @@ def build_ingest_assets(settings: Settings, partitions_def, automation=None) -> 
         fraction_checks, gx_checks = {}, {}
         blocked = failed_checks_of_run(context, "raw_window")
         for key in context.partition_keys:
-            if key in blocked:
+            reason = f"raw_window failed {', '.join(blocked[key])} for {key}" if key in blocked else None
+            if reason:
                 # A day whose raw rows broke the contract is not split: its rows stay in
-                # raw_window, and both checks say why this day has nothing clean.
-                reason = f"raw_window failed {', '.join(blocked[key])} for {key}"
-                clean[key], quarantine[key] = raw_window[key].clear(), raw_window[key].clear()
+                # raw_window, this day's clean and quarantined frames are empty (with their
+                # own schemas: the split of no rows), and both checks say why.
                 clean_md[key] = quarantine_md[key] = {"blocked": reason}
                 fraction_checks[key] = gx_checks[key] = DayCheck(False, {"blocked": reason}, reason)
-                continue
             result = split_rows(
-                raw_window[key],
+                pl.DataFrame(schema=RAW_SCHEMA) if reason else raw_window[key],
                 day=day_of(key),
                 labels=labels,
                 max_text_chars=quality.max_text_chars,
@@ -152,6 +151,8 @@ def build_ingest_assets(settings: Settings, partitions_def, automation=None) -> 
                 mask_phones=quality.mask_phones,
             )
             clean[key], quarantine[key] = result.clean, result.quarantine
+            if reason:
+                continue
             gx = validate_clean(
                 result.clean,
                 labels=labels,

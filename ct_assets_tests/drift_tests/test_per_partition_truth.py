@@ -8,12 +8,15 @@ show the last day's figures on every day and let one bad day stop the whole rang
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import json
 
 import polars as pl
-from dagster import AssetCheckKey, AssetKey, AssetRecordsFilter, instance_for_test
+from dagster import AssetCheckKey, AssetKey, AssetRecordsFilter, Definitions, instance_for_test
 
 from ct_assets.definitions import build_definitions
+from ct_assets.ingest.resources import LandingZoneSource
 from ct_assets.lake.resources import Lake
 from ct_assets.orchestration.runner import materialize_range
 from ct_assets_tests.helpers import day, incident_settings, make_home, small_settings
@@ -107,3 +110,43 @@ def test_a_day_below_min_rows_is_insufficient_data_not_stable(tmp_path):
         assert row["verdict_reason"] == "the day has 5 clean rows (< min_rows 20), so nothing was judged"
         assert _checks(instance, "drift_report", "drift_within_policy")[day(1)][0] == "FAILED"
         assert pl.Series([row["score_text_auc"]]).is_null().all()
+
+
+DAY_2 = day(2)
+
+
+class _SourceThatBreaksTheContractOnDay2(LandingZoneSource):
+    """A user's own source with a bug on one day: event_id comes back as integers."""
+
+    def fetch_day(self, day):
+        read = super().fetch_day(day)
+        if day.isoformat() != DAY_2:
+            return read
+        return dataclasses.replace(read, frame=read.frame.with_columns(pl.col("_line").alias("event_id")))
+
+
+def test_a_day_that_breaks_the_raw_contract_inside_a_range_blocks_only_itself(tmp_path):
+    settings = small_settings(**{"reference.end": day(0)})
+    home = make_home(tmp_path)
+    base = build_definitions(settings, home)
+    source = _SourceThatBreaksTheContractOnDay2(path=base.resources["source"].path)
+    defs = Definitions(assets=list(base.assets), resources={**base.resources, "source": source})
+    for i in range(4):  # the landing files the user's source reads (written by the demo's simulator)
+        base.resources["source"].simulate_day(dt.date.fromisoformat(day(i)))
+    lake = Lake(base_path=str(home.lake))
+    with instance_for_test() as instance:
+        assert materialize_range(defs, instance, DATA, day(0), day(3)).success
+        schema = _checks(instance, "raw_window", "raw_schema")
+        assert {d: status for d, (status, _) in schema.items()} == {
+            day(i): ("FAILED" if i == 2 else "SUCCEEDED") for i in range(4)}
+        assert schema[day(2)][1]["problems"] == ["event_id: Int64 (expected String)"]
+        fraction = _checks(instance, "validated_window", "rejected_fraction_within_limit")
+        assert fraction[day(2)] == ("FAILED", {"blocked": f"raw_window failed raw_schema for {day(2)}"})
+        # The day's raw rows stay in raw_window; it has nothing clean (with the clean schema);
+        # its drift report says why; the days around it are split and judged as usual.
+        assert lake.read("raw_window", day(2)).height == settings.source.simulator.rows_per_day
+        empty, usual = lake.read("validated_window", day(2)), lake.read("validated_window", day(1))
+        assert empty.height == 0 and {"event_id", "event_ts", "text", "label", "label_ts"} <= set(empty.columns)
+        assert dict(empty.schema) == {c: usual.schema[c] for c in empty.columns}  # the clean schema, not raw
+        assert lake.read("drift_report", day(2))["verdict"][0] == "blocked"
+        assert {lake.read("drift_report", day(i))["verdict"][0] for i in (1, 3)} <= {"stable", "drift"}
