@@ -44,8 +44,10 @@ def _champion_trained_on_true_days(defs, instance, lake, reg) -> None:
     assert materialize_range(defs, instance, DATA, day(0), day(9)).success
     assert materialize_range(defs, instance, CHAIN, day(4), day(4)).success
     assert reg.aliases() == {"challenger": 1, "champion": 1}
-    # It learnt: a challenger can only be "worse" than a champion that is better than chance.
-    assert lake.read("eval_report", day(4)).row(0, named=True)["holdout_accuracy"] > 0.3
+    # It learnt: a challenger can only be "worse" than a champion that is better than chance
+    # (1/6 over six labels). Training on the tiny base varies run to run (0.28-0.43 seen), so
+    # the bound is 1.5x chance, not a figure of one run.
+    assert lake.read("eval_report", day(4)).row(0, named=True)["holdout_accuracy"] > 1.5 / 6
 
 
 def test_gate_blocks_a_worse_challenger_and_the_champion_stays(tmp_path, keyword_base_dir):  # noqa: F811
