@@ -93,6 +93,11 @@ class CtHome:
         return self.root / "reports"
 
     @property
+    def adapter_cache(self) -> Path:
+        """Downloaded, digest-verified adapters per version: Dagster's steps and ct serve share it."""
+        return self.root / "cache" / "adapters"
+
+    @property
     def mlflow_tracking_uri(self) -> str:
         return f"sqlite:///{self.mlflow / 'mlflow.db'}"
 

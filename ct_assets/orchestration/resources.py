@@ -12,10 +12,10 @@ from ct_assets.ingest.resources import (
 )
 from ct_assets.lake.resources import LAKE_IO_KEY, Lake, LakeIOManager
 from ct_assets.orchestration.state import StateDirs
+from ct_assets.registry.records import MODEL_NAME
 from ct_assets.registry.resources import ModelRegistryResource
 from ct_assets.training.resources import BaseModelResource
 
-MODEL_NAME = "ct_text_classifier"
 
 
 def build_source(settings: Settings, home: CtHome) -> LandingZoneSource:
@@ -65,7 +65,7 @@ def build_resources(settings: Settings, home: CtHome) -> dict:
             tracking_uri=home.mlflow_tracking_uri,
             artifact_root=home.mlflow_artifact_root,
             model_name=MODEL_NAME,
-            cache_dir=str(home.root / "cache" / "adapters"),
+            cache_dir=str(home.adapter_cache),
             max_length=settings.training.max_length,
         ),
     }

@@ -1,8 +1,10 @@
 """Load a registered model (frozen base + adapter) by alias or version, and predict.
 
 The one entry point for prediction: the eval report, the drift report and the shadow
-all use it. Versions are immutable, so a downloaded, digest-verified adapter is cached
-on disk per version and a loaded predictor in memory per (registry, version).
+all use it, and MLflow's own loader reaches ``predictor_from_dir`` through
+registry.pyfunc, so both paths run the same base check. Versions are immutable, so a
+downloaded, digest-verified adapter is cached on disk per version and a loaded predictor
+in memory per (registry, version).
 """
 
 from __future__ import annotations
@@ -36,6 +38,32 @@ def base_spec_from_manifest(manifest: dict) -> BaseModelSpec:
     return BaseModelSpec(kind=base["kind"], name=base["name"], model_id=base.get("model_id", ""))
 
 
+def checked_base(manifest: dict, subject: str) -> BaseModelSpec:
+    """The base ``manifest`` names, after checking that the base found here has the weight
+    hash recorded at training (an adapter on another base predicts garbage, silently).
+
+    ``subject`` names the adapter in the error ("version 3", "adapter /tmp/x"). A hub base
+    is not hashed: that would need the weights in the HF cache just to compare.
+    """
+    spec = base_spec_from_manifest(manifest)
+    expected = manifest["base"].get("hash")
+    if expected and spec.kind != "hub":
+        found = base_hash(resolve_base_dir(spec))
+        if found != expected:
+            raise BaseMismatchError(
+                f"{subject} was trained on base {spec.name} with hash {expected}, found {found}")
+    return spec
+
+
+def predictor_from_dir(
+    adapter: Path, subject: str, *, max_length: int = 64, batch_size: int = 64, device: str = "auto"
+) -> Predictor:
+    """Base (hash-checked) + the adapter directory ``adapter``, ready to ``predict(texts)``."""
+    spec = checked_base(read_manifest(adapter), subject)
+    model, tokenizer, labels = load_adapter(spec, adapter)
+    return Predictor(model, tokenizer, labels, max_length=max_length, batch_size=batch_size, device=device)
+
+
 def adapter_dir_for(registry, version: int, cache_dir: Path) -> Path:
     target = cache_dir / f"{registry.model_name}-v{version}"
     adapter = target / "adapter"
@@ -60,17 +88,8 @@ def load_predictor(
         _LOADED.move_to_end(key)
         return _LOADED[key]
     adapter = adapter_dir_for(registry, version, Path(cache_dir))
-    manifest = read_manifest(adapter)
-    spec = base_spec_from_manifest(manifest)
-    expected = manifest["base"].get("hash")
-    if expected and spec.kind != "hub":
-        found = base_hash(resolve_base_dir(spec))
-        if found != expected:
-            raise BaseMismatchError(
-                f"version {version} was trained on base {spec.name} with hash {expected}, found {found}"
-            )
-    model, tokenizer, labels = load_adapter(spec, adapter)
-    predictor = Predictor(model, tokenizer, labels, max_length=max_length, batch_size=batch_size, device=device)
+    predictor = predictor_from_dir(adapter, f"version {version}", max_length=max_length,
+                                   batch_size=batch_size, device=device)
     _LOADED[key] = predictor
     while len(_LOADED) > _MAX_LOADED:
         _LOADED.popitem(last=False)

@@ -9,42 +9,50 @@ Aliases: ``challenger`` (latest fully written candidate), ``champion`` (serving)
     the aliases inside it, and orders its writes so that a crash between two of them
     cannot leave both aliases on one version;
   * rollback deletes ``previous_champion`` instead of pointing it at the rolled-back
-    version, so a second rollback fails loudly rather than re-deploying the bad model.
+    version, so a second rollback fails loudly rather than re-deploying the bad model;
+    withdraw_challenger (a canary that failed in production) deletes ``challenger`` alike.
 
-Errors that mean "MLflow is not reachable right now" become RegistryUnavailableError
-(naming the URI) so a Dagster RetryPolicy can retry; everything else is RegistryError.
+Each version is also an MLflow pyfunc model (registry.pyfunc): its MLmodel sits among the
+adapter files and is hashed with them. Failure classification and the lock: registry.guards.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import logging
 import shutil
 import sqlite3
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
 import mlflow.artifacts
-import requests
-import sqlalchemy.exc
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from ct_assets.registry.guards import (
+    ArtifactVerificationError,
+    RegistryError,
+    RegistryUnavailableError,
+    classify_failures,
+    exclusive_lock,
+)
 from ct_assets.registry.records import (
     APPROVAL_KEYS,
     CHALLENGER,
     CHAMPION,
     DIGEST,
+    MAX_TAG_CHARS,
     N_FILES,
     PREVIOUS,
     ROLLED_BACK_BY,
     ROLLED_BACK_REASON,
     ROLLED_BACK_TS,
     STATUS,
+    WITHDRAWN_BY,
+    WITHDRAWN_REASON,
+    WITHDRAWN_TS,
     AliasMove,
     EvalRecord,
     ModelVersionInfo,
@@ -52,26 +60,13 @@ from ct_assets.registry.records import (
     tree_digest,
 )
 
+# Re-exported: callers import the errors and alias names from here.
+__all__ = ["CHALLENGER", "CHAMPION", "PREVIOUS", "AdapterRegistry", "ArtifactVerificationError",
+           "RegistryError", "RegistryUnavailableError", "hash_tree"]
+
 _log = logging.getLogger(__name__)
 
 ADAPTER_PATH = "adapter"
-
-# MLflow reports "connection refused"/timeouts as INTERNAL_ERROR (REST client) and
-# "database is locked" as TEMPORARILY_UNAVAILABLE (SQL store): all worth a retry.
-_UNAVAILABLE_CODES = {"INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "SERVICE_UNDER_MAINTENANCE",
-                      "REQUEST_LIMIT_EXCEEDED", "DEADLINE_EXCEEDED"}
-
-
-class RegistryError(RuntimeError):
-    """A registry operation failed for a reason retrying will not fix."""
-
-
-class RegistryUnavailableError(RegistryError):
-    """MLflow (tracking/registry store or artifact store) could not be reached."""
-
-
-class ArtifactVerificationError(RegistryError):
-    """Stored adapter artifacts differ from the local adapter directory."""
 
 
 def _now() -> str:
@@ -97,19 +92,9 @@ class AdapterRegistry:
         self._model_ready = False
 
     # -- plumbing -------------------------------------------------------------------------
-    @contextmanager
-    def guard(self, op: str) -> Iterator[None]:
-        try:
-            yield
-        except MlflowException as e:
-            if e.error_code in _UNAVAILABLE_CODES:
-                raise RegistryUnavailableError(self._down(op, e.message)) from e
-            raise RegistryError(f"{op} failed: {e.message}") from e
-        except (OSError, sqlite3.Error, sqlalchemy.exc.SQLAlchemyError, requests.RequestException) as e:
-            raise RegistryUnavailableError(self._down(op, e)) from e
-
-    def _down(self, op: str, detail: object) -> str:
-        return f"MLflow at {self.tracking_uri} unavailable during {op}: {detail}"
+    def guard(self, op: str):
+        """Context manager: MLflow failures inside become RegistryError / RegistryUnavailableError."""
+        return classify_failures(self.tracking_uri, op)
 
     @property
     def client(self) -> MlflowClient:
@@ -167,24 +152,8 @@ class AdapterRegistry:
             tags = {k: str(v) for k, v in (tags or {}).items()}
             return self.client.create_run(exp_id, run_name=run_name, tags=tags).info.run_id
 
-    @contextmanager
-    def _lock(self) -> Iterator[None]:
-        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.lock_path, "a") as fh:
-            deadline = time.monotonic() + self.lock_timeout_s
-            while True:
-                try:
-                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        msg = f"registry lock {self.lock_path} busy for {self.lock_timeout_s:.0f} s"
-                        raise RegistryUnavailableError(msg) from None
-                    time.sleep(0.05)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    def _lock(self):
+        return exclusive_lock(self.lock_path, self.lock_timeout_s)
 
     def record_evaluation(self, version: int, record: EvalRecord) -> None:
         """The gate's verdict on ``version``, as typed tags (see registry.records)."""
@@ -265,11 +234,16 @@ class AdapterRegistry:
     def register_adapter(
         self, run_id: str, adapter_dir: str | Path, tags: dict | None = None
     ) -> ModelVersionInfo:
-        """Upload, register, read back and verify; only then move ``challenger``."""
+        """Make ``adapter_dir`` a pyfunc model (MLmodel + env files written into it), then
+        upload, register, read back and verify; only then move ``challenger``."""
         adapter_dir = Path(adapter_dir)
-        expected = hash_tree(adapter_dir) if adapter_dir.is_dir() else {}
-        if not expected:
+        if not (adapter_dir.is_dir() and hash_tree(adapter_dir)):
             raise ValueError(f"adapter dir {adapter_dir} is missing or empty")
+        # Imported here: the pyfunc loader needs torch, which alias reads (sensors) do not.
+        from ct_assets.registry.pyfunc import write_model_files
+
+        write_model_files(adapter_dir, run_id=run_id, artifact_path=ADAPTER_PATH)
+        expected = hash_tree(adapter_dir)  # after: the MLmodel is verified like every other file
         self._ensure_model()
         source = self._upload(run_id, adapter_dir)
         # "pending" from birth: a crash before verification leaves a version nobody may alias.
@@ -388,4 +362,27 @@ class AdapterRegistry:
                 self.client.delete_registered_model_alias(self.model_name, PREVIOUS)
                 self.client.set_registered_model_alias(self.model_name, CHAMPION, str(prev))
                 self._set_tags(cur, {ROLLED_BACK_REASON: reason, ROLLED_BACK_BY: approver, ROLLED_BACK_TS: move.ts})
+        return move
+
+    def withdraw_challenger(self, version: int, reason: str, by: str) -> AliasMove:
+        """Delete ``challenger`` from ``version`` (a canary that failed in production) and tag
+        why; from_version=version, to_version=None. Only the alias's current holder can be
+        withdrawn, so a stale call cannot pull a newer candidate registered since."""
+        version = int(version)
+        with self._lock():
+            current = self.aliases()  # re-read inside the lock, as promote does
+            holder, champion = current.get(CHALLENGER), current.get(CHAMPION)
+            if holder != version:
+                raise RegistryError(f"cannot withdraw version {version} of {self.model_name}: "
+                                    f"challenger is on version {holder}")
+            if champion == version:  # withdrawing the alias would leave it serving everything
+                raise RegistryError(f"cannot withdraw version {version} of {self.model_name}: it is the "
+                                    "champion; roll back instead")
+            move = AliasMove(version, None, reason, by, _now())
+            with self.guard(f"withdraw challenger version {version}"):
+                # Tags first: a crash between the two leaves the record and a still-aliased
+                # version (withdraw again), never a silently vanished challenger.
+                self._set_tags(version, {WITHDRAWN_REASON: reason[:MAX_TAG_CHARS], WITHDRAWN_BY: by[:MAX_TAG_CHARS],
+                                         WITHDRAWN_TS: move.ts})
+                self.client.delete_registered_model_alias(self.model_name, CHALLENGER)
         return move

@@ -12,6 +12,8 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# The registered model every version of this CT_HOME belongs to (training, serving, the jobs).
+MODEL_NAME = "ct_text_classifier"
 CHALLENGER, CHAMPION, PREVIOUS = "challenger", "champion", "previous_champion"
 STATUS, DIGEST, N_FILES = "ct.status", "ct.adapter_sha256", "ct.adapter_files"
 PARTITION, WINDOW_START, WINDOW_END = "ct.partition", "ct.window_start", "ct.window_end"
@@ -20,6 +22,7 @@ GATE, GATE_REASONS, GATE_CHAMPION = "ct.gate", "ct.gate.reasons", "ct.gate.champ
 GOLDEN_ACCURACY, CALIBRATION = "ct.golden_accuracy", "ct.calibration"
 GOLDEN_SHA256, GOLDEN_ROWS = "ct.golden_sha256", "ct.golden_rows"
 ROLLED_BACK_TS, ROLLED_BACK_BY, ROLLED_BACK_REASON = "ct.rolled_back.ts", "ct.rolled_back.by", "ct.rolled_back.reason"
+WITHDRAWN_TS, WITHDRAWN_BY, WITHDRAWN_REASON = "ct.withdrawn.ts", "ct.withdrawn.by", "ct.withdrawn.reason"
 APPROVAL_KEYS = ("ts", "comment", "reviewer", "decision")  # write order: decision last
 # MLflow tag values are limited to 5,000 characters (SQL store); reasons are cut to fit.
 MAX_TAG_CHARS = 4000
@@ -98,26 +101,40 @@ class ModelVersionInfo:
     @property
     def rollback(self) -> dict[str, str] | None:
         """{"ts", "by", "reason"} of the rollback away from this version; None if never rolled back."""
-        if not self.rolled_back:
+        return self._event(ROLLED_BACK_TS, ROLLED_BACK_BY, ROLLED_BACK_REASON)
+
+    @property
+    def withdrawal(self) -> dict[str, str] | None:
+        """{"ts", "by", "reason"} of the challenger's withdrawal from this version; None if never."""
+        return self._event(WITHDRAWN_TS, WITHDRAWN_BY, WITHDRAWN_REASON)
+
+    def _event(self, ts: str, by: str, reason: str) -> dict[str, str] | None:
+        if not self.tags.get(ts):
             return None
-        return {"ts": self.tags[ROLLED_BACK_TS], "by": self.tags.get(ROLLED_BACK_BY, ""),
-                "reason": self.tags.get(ROLLED_BACK_REASON, "")}
+        return {"ts": self.tags[ts], "by": self.tags.get(by, ""), "reason": self.tags.get(reason, "")}
 
 
 @dataclass(frozen=True)
 class AliasMove:
-    from_version: int | None  # champion before; equals to_version when nothing moved
-    to_version: int
+    from_version: int | None  # the alias's version before; equals to_version when nothing moved
+    to_version: int | None  # None: the alias was removed (withdraw_challenger)
     reason: str
     approver: str
     ts: str
 
 
+# MLflow writes this {model_name, model_version} file into a model directory each time it
+# resolves a models:/ URI to it, and with a local artifact store that directory is the
+# stored version itself (mlflow.pyfunc.load_model("models:/m/1") does it). It is MLflow's
+# note about the version, not part of it, so digests leave it out.
+MLFLOW_NOTES = frozenset({"registered_model_meta"})
+
+
 def hash_tree(root: Path) -> dict[str, str]:
-    """{relative posix path: sha256} of every file under root."""
+    """{relative posix path: sha256} of every file under root, but MLFLOW_NOTES."""
     out = {}
     for p in sorted(root.rglob("*")):
-        if p.is_file():
+        if p.is_file() and p.relative_to(root).as_posix() not in MLFLOW_NOTES:
             with p.open("rb") as fh:
                 out[p.relative_to(root).as_posix()] = hashlib.file_digest(fh, "sha256").hexdigest()
     return out

@@ -29,6 +29,8 @@ from ct_assets.registry.mlflow_registry import (
     RegistryUnavailableError,
     hash_tree,
 )
+from ct_assets.registry.pyfunc import MODEL_FILES
+from ct_assets.registry.records import MAX_TAG_CHARS
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +69,8 @@ def test_register_holds_versions_aliases_and_tags(reg, store, tmp_path):
     assert reg.get_alias(CHALLENGER) == v2 and reg.get_alias(CHAMPION) is None
     info = reg.version_info(v1)
     assert info.complete and info.status == "READY"
-    assert info.tags["partition"] == "2024-01-07" and info.tags["ct.adapter_files"] == "4"
+    # The 4 adapter files plus the pyfunc model files written beside them at registration.
+    assert info.tags["partition"] == "2024-01-07" and info.tags["ct.adapter_files"] == str(4 + len(MODEL_FILES))
     # Artifacts land under the configured artifact root (CT_HOME/mlflow/artifacts), not ./mlruns.
     assert info.source.startswith(store["artifact_root"]) and info.source.endswith("/adapter")
     assert reg.version_info(v2).aliases == (CHALLENGER,)
@@ -163,6 +166,37 @@ def test_promote_and_rollback(reg, tmp_path):
     assert (reg.get_alias(CHAMPION), reg.get_alias(PREVIOUS)) == (v1, v2)
     reg.promote(v2, "manual", "ops")
     assert (reg.get_alias(CHAMPION), reg.get_alias(PREVIOUS)) == (v2, v1)
+
+
+def test_withdraw_challenger_removes_the_alias_and_records_why(reg, tmp_path):
+    """A canary that failed in production: challenger is deleted (not moved), the version
+    keeps the record of why, and the champion is untouched."""
+    v1, v2 = register(reg, tmp_path, 1), register(reg, tmp_path, 2)
+    reg.promote(v1, "first model", "gate")
+    # Only the alias's holder can be withdrawn: a stale call must not pull a newer candidate.
+    with pytest.raises(RegistryError, match=f"cannot withdraw version {v1} .*challenger is on version {v2}"):
+        reg.withdraw_challenger(v1, "stale", "oncall")
+
+    reason = "canary: error rate 4x the champion's " + "x" * MAX_TAG_CHARS  # longer than a tag may be
+    move = reg.withdraw_challenger(v2, reason, "oncall")
+    assert (move.from_version, move.to_version, move.reason, move.approver) == (v2, None, reason, "oncall")
+    assert reg.aliases() == {CHAMPION: v1}
+    assert reg.version_info(v2).withdrawal == {"ts": move.ts, "by": "oncall", "reason": reason[:MAX_TAG_CHARS]}
+    assert reg.version_info(v2).complete and reg.version_info(v1).withdrawal is None
+
+    with pytest.raises(RegistryError, match=f"cannot withdraw version {v2} .*challenger is on version None") as err:
+        reg.withdraw_challenger(v2, "again", "oncall")
+    assert not isinstance(err.value, RegistryUnavailableError)
+    assert reg.aliases() == {CHAMPION: v1}
+
+    # Challenger and champion on one version: dropping the alias would not take it out of
+    # production, so withdrawal refuses and points at rollback.
+    v3 = register(reg, tmp_path, 3)
+    reg.promote(v3, "gate passed", "gate")
+    with pytest.raises(RegistryError, match=f"version {v3} .*is the champion; roll back instead"):
+        reg.withdraw_challenger(v3, "bad in prod", "oncall")
+    assert reg.aliases() == {CHALLENGER: v3, CHAMPION: v3, PREVIOUS: v1}
+    assert reg.version_info(v3).withdrawal is None
 
 
 def test_promote_unknown_version_is_not_an_outage(reg, tmp_path):
