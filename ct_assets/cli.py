@@ -1,4 +1,5 @@
-"""`ct`: the command line. init, demo, bootstrap, status, approve, rollback, backtest, import, golden carve."""
+"""`ct`: the command line. init, demo, bootstrap, status, approve, rollback, backtest, import, golden carve,
+serve."""
 
 from __future__ import annotations
 
@@ -194,6 +195,28 @@ def _add_import_parser(sub) -> None:
     imp.set_defaults(func=_cmd_import)
 
 
+def _cmd_serve(args) -> int:
+    from ct_assets.serving.app import serve
+
+    settings = get_settings()
+    home = ct_home().ensure(max_training_runs=settings.triggers.max_concurrent_training_runs)
+    serve(settings, home, host=args.host, port=args.port, accept_client_timestamps=args.accept_client_timestamps)
+    return 0
+
+
+def _add_serve_parser(sub) -> None:
+    serve = sub.add_parser(
+        "serve", help="serve the champion over HTTP (canary, shadow, prediction log, feedback)",
+        description="POST /predict, POST /feedback, GET /healthz, /readyz, /metrics. The champion is served by "
+        "alias and reloaded when an alias moves; every prediction is appended to the landing zone (source.path).")
+    serve.add_argument("--host", default=None, help="bind address (default: serving.host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (default: serving.port, 8000)")
+    serve.add_argument("--accept-client-timestamps", action="store_true",
+                       help="replay/demo mode: /predict may carry event_ts and /feedback label_ts (ISO-8601); "
+                       "otherwise the server stamps both with its own clock")
+    serve.set_defaults(func=_cmd_serve)
+
+
 def _add_golden_parser(sub) -> None:
     golden = sub.add_parser("golden", help="golden (evaluation) set tools")
     golden_sub = golden.add_subparsers(dest="golden_command", required=True)
@@ -220,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--auto-approve", action="store_true", default=None,
                       help="approve promotions automatically when require_approval is on (reported)")
     demo.add_argument("--data-only", action="store_true", help="only the data half (ingest, validate, drift)")
+    demo.add_argument("--serve", action="store_true",
+                      help="send each day's traffic and feedback through a real `ct serve` (canary, prediction log)")
     demo.set_defaults(func=_cmd_demo)
 
     bootstrap = sub.add_parser("bootstrap", help="train the first model: the model group for one day")
@@ -244,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_backtest(sub)
     _add_import_parser(sub)
     _add_golden_parser(sub)
+    _add_serve_parser(sub)
     return parser
 
 
