@@ -1,8 +1,11 @@
-"""Evaluation: eval_report (challenger vs champion, and the gate) -> shadow_report.
+"""Evaluation: eval_report (challenger vs champion, and the gate) -> shadow_report, and
+canary_report (the served canary arm against the champion arm, per day).
 
 The gate and the shadow are blocking checks, so a failing challenger stops the chain
 inside the run. The gate's verdict is also written to the registry as a typed record
-(``registry.records.EvalRecord``) that promotion reads.
+(``registry.records.EvalRecord``) that promotion reads. A canary that fails in production
+is withdrawn by canary_report itself (the challenger alias is deleted and the move tagged),
+the same day its served rows land.
 """
 
 import json
@@ -14,6 +17,7 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    BackfillPolicy,
     MetadataValue,
     Output,
     asset,
@@ -22,10 +26,12 @@ from dagster import (
 from ct_assets.core import markdown
 from ct_assets.core.settings import Settings
 from ct_assets.core.time import day_of
+from ct_assets.evaluation.canary import FAILED, PASSED, blocked_report, canary_compare, canary_counts
 from ct_assets.evaluation.challenger import evaluate_challenger
 from ct_assets.evaluation.resources import GoldenSetResource
-from ct_assets.evaluation.shadow import shadow_compare, shadow_traffic
+from ct_assets.evaluation.shadow import served_shadow_pairs, shadow_compare, shadow_compare_served, shadow_traffic
 from ct_assets.orchestration.partitions import only_partition, single_row
+from ct_assets.orchestration.per_partition import DayCheck, attach_day_metadata, day_checks, failed_checks_of_run
 from ct_assets.orchestration.run_tags import tag_run_story
 from ct_assets.orchestration.state import StateDirs
 from ct_assets.registry.records import EvalRecord
@@ -156,12 +162,17 @@ def build_evaluation_assets(settings: Settings, partitions_def, automation=None)
             report = {}
         else:
             _, end = registry.window_of(challenger)
-            texts, truth = shadow_traffic(validated_window[key], day_of(key))
-            report = shadow_compare(
-                registry.predictor(challenger), registry.predictor(champion), texts, truth,
-                min_agreement=settings.promotion.min_shadow_agreement,
-                max_accuracy_drop=settings.promotion.max_shadow_accuracy_drop,
-            )
+            policy = {"min_agreement": settings.promotion.min_shadow_agreement,
+                      "max_accuracy_drop": settings.promotion.max_shadow_accuracy_drop}
+            # What users sent, answered by the deployed models, when ct serve mirrored it;
+            # else both models offline on the day's texts.
+            pairs = served_shadow_pairs(validated_window[key], day_of(key), champion=champion, challenger=challenger)
+            if pairs.height:
+                report = shadow_compare_served(pairs, **policy)
+            else:
+                texts, truth = shadow_traffic(validated_window[key], day_of(key))
+                report = shadow_compare(registry.predictor(challenger), registry.predictor(champion), texts, truth,
+                                        **policy)
             # Only traffic after the challenger's window counts towards shadow_days: its
             # own training days say nothing about how it does on new data.
             row.update({"passed": report["passed"], "note": "; ".join(report["reasons"]),
@@ -173,11 +184,88 @@ def build_evaluation_assets(settings: Settings, partitions_def, automation=None)
             "challenger_version": MetadataValue.text(str(challenger)),
             "champion_version": MetadataValue.text(str(champion)),
             "report": MetadataValue.md(markdown.table([{k: v for k, v in row.items()}])),
-            **({"agreement": report["agreement"]} if report else {}),
+            **({"agreement": report["agreement"], "source": report["source"],
+                "served_pairs": report.get("served_pairs", 0)} if report else {}),
         })
         # With shadow_days = 0 the shadow informs but does not gate: WARN does not block.
         severity = AssetCheckSeverity.ERROR if settings.promotion.shadow_days > 0 else AssetCheckSeverity.WARN
         yield AssetCheckResult(check_name="shadow_within_policy", passed=bool(row["passed"]),
                                severity=severity, metadata={"note": row.get("note", "")})
 
-    return [eval_report, shadow_report]
+    return [eval_report, shadow_report, _canary_report_asset(settings, partitions_def, auto)]
+
+
+def _canary_report_asset(settings: Settings, partitions_def, auto: Mapping):
+    promotion = settings.promotion
+
+    @asset(
+        partitions_def=partitions_def,
+        group_name=GROUP,
+        io_manager_key="lake_io",
+        # Like the data followers it runs beside: a late day, or a range, in one run, day by day.
+        backfill_policy=BackfillPolicy.single_run(),
+        check_specs=[AssetCheckSpec(
+            "canary_within_policy", asset="canary_report", blocking=True, partitions_def=partitions_def,
+            description=f"on the day's served traffic the canary arm's accuracy (where feedback arrived) is at most "
+                        f"{promotion.max_canary_accuracy_drop:.0%} below the champion arm's; a failure withdraws "
+                        "the challenger")],
+        automation_condition=auto.get("canary_report"),
+    )
+    def canary_report(context: AssetExecutionContext, validated_window: Mapping[str, pl.DataFrame],
+                      registry: ModelRegistryResource):
+        """The canary arm beside the champion arm on the day's served traffic."""
+        tag_run_story(context)
+        blocked = failed_checks_of_run(context, "validated_window")
+        frames, day_metadata, checks = {}, {}, {}
+        for key in context.partition_keys:
+            # Re-read per day: a withdrawal on an earlier day of the range changes the candidate.
+            challenger, champion = registry.alias_version("challenger"), registry.champion_version()
+            waiting = challenger if challenger is not None and challenger != champion else None
+            day = day_of(key)
+            report = (blocked_report(day, f"validated_window failed {', '.join(blocked[key])} for {key}")
+                      if key in blocked else
+                      canary_compare(validated_window[key], day, challenger=waiting,
+                                     max_accuracy_drop=promotion.max_canary_accuracy_drop))
+            end = registry.window_of(waiting)[1] if waiting is not None else None
+            row = {**report.row(), "challenger_version": challenger, "champion_version": champion,
+                   "passed": report.verdict == PASSED, "counts": canary_counts(report, challenger=waiting, window_end=end),
+                   "withdrawn": False, "withdrawn_from": None, "withdrawn_to": None, "withdrawn_reason": ""}
+            # A failure of a version that is no longer the candidate (withdrawn, or replaced
+            # since) is reported, but neither withdraws nor fails the check: it would block a newer one.
+            failed = report.verdict == FAILED and waiting is not None and report.canary_version == waiting
+            if failed:
+                # Withdrawn on any failing day, inside its window or not: the canary is answering
+                # users now, and worse. Only passes after the window count towards canary_days.
+                reason = f"canary_report[{key}]: {report.reason}"
+                move = registry.registry.withdraw_challenger(waiting, reason=reason, by="canary_report")
+                row.update({"withdrawn": True, "withdrawn_from": move.from_version, "withdrawn_to": move.to_version,
+                            "withdrawn_reason": reason})
+                context.log.warning(f"canary_report[{key}]: challenger v{move.from_version} withdrawn ({reason})")
+            frames[key] = pl.DataFrame([row])
+            day_metadata[key] = _canary_metadata(row)
+            checks[key] = DayCheck(not failed, {"verdict": report.verdict, "note": report.reason,
+                                                "withdrawn": row["withdrawn"]}, report.reason)
+        attach_day_metadata(context, day_metadata)
+        yield Output(frames)
+        # With canary_days = 0 the canary informs (and still withdraws) but does not gate: WARN.
+        severity = AssetCheckSeverity.ERROR if promotion.canary_days > 0 else AssetCheckSeverity.WARN
+        yield from day_checks(context, "canary_report", "canary_within_policy", checks, severity)
+
+    return canary_report
+
+
+def _canary_metadata(row: dict) -> dict:
+    arms = [{"arm": arm, **{k[len(arm) + 1:]: v for k, v in row.items() if k.startswith(f"{arm}_")}}
+            for arm in ("champion", "canary")]
+    return {
+        "verdict": row["verdict"],
+        "reason": row["reason"],
+        "canary_version": MetadataValue.text(str(row["canary_version"])),
+        "champion_version": MetadataValue.text(str(row["champion_version"])),
+        "agreement": MetadataValue.text(str(row["agreement"])),
+        "counts": row["counts"],
+        "arms": MetadataValue.md(markdown.table(arms, ["arm", "versions", "rows", "labelled", "accuracy",
+                                                       "latency_p50_ms", "latency_p99_ms"])),
+        "withdrawn": MetadataValue.json({k: row[k] for k in ("withdrawn", "withdrawn_from", "withdrawn_to",
+                                                             "withdrawn_reason")}),
+    }

@@ -2,8 +2,15 @@
 
 - The data half follows ``raw_window`` eagerly: when a day lands, validation and drift
   run for it, also a day that lands late (up to LATE_DAY_LOOKBACK back). Older days are a
-  backfill. The automation-condition sensors are declared RUNNING, because Dagster creates
-  its default one STOPPED.
+  backfill. ``canary_report`` follows ``validated_window`` the same way (SERVED_FOLLOWERS):
+  a canary that answers users worse is withdrawn the day its served rows land, not when a
+  retrain or the promotion sensor next runs. The automation-condition sensors are declared
+  RUNNING, because Dagster creates its default one STOPPED.
+- A challenger waiting for shadow or canary days is re-judged by ``promotion_sensor``
+  (triggers/sensors.py), which runs PROMOTION for the newest validated day once per day;
+  ``champion`` reads shadow_report and canary_report over trailing days and counts the
+  passing ones. The chain's ``follow_root`` follows the chain only, so canary_report's daily
+  runs do not drag ``champion`` along.
 - Freshness uses the 1.13 ``FreshnessPolicy.time_window``: on ``raw_window`` for data
   arrival, on the model assets for model age. Dagster's freshness daemon records each
   asset's state; when ``lora_adapter``'s turns FAIL, ``model_automation_sensor`` requests the
@@ -26,6 +33,10 @@ from ct_assets.core.settings import Settings
 
 DATA_FOLLOWERS = ("validated_window", "quarantined_rows", "drift_report")
 CHAIN = ("training_dataset", "lora_adapter", "eval_report", "shadow_report", "champion")
+SERVED_FOLLOWERS = ("canary_report",)
+# What a waiting challenger's daily re-judgement runs, in dependency order: canary_report
+# first, so the day's canary verdict (and a withdrawal) is in before champion counts days.
+PROMOTION = ("canary_report", "shadow_report", "champion")
 # A module constant, not a setting: settings.py is at its size limit, and a week covers a
 # source that delivers a day late or re-delivers a weekend; anything older is a backfill.
 LATE_DAY_LOOKBACK = dt.timedelta(days=7)
@@ -74,10 +85,10 @@ def retrain_when_model_stale() -> AutomationCondition:
 
 def follow_root() -> AutomationCondition:
     """The chain below the root: requested with it, for the same day, in the same run."""
-    return (
-        AutomationCondition.in_latest_time_window()
-        & AutomationCondition.any_deps_match(AutomationCondition.will_be_requested())
-    ).with_label("with the training chain")
+    # Only chain deps: champion also reads canary_report, which runs daily on its own.
+    requested = AutomationCondition.any_deps_match(AutomationCondition.will_be_requested()).allow(
+        AssetSelection.assets(*CHAIN))
+    return (AutomationCondition.in_latest_time_window() & requested).with_label("with the training chain")
 
 
 def automation_for(settings: Settings) -> dict:
@@ -86,6 +97,7 @@ def automation_for(settings: Settings) -> dict:
     return {
         "validated_window": late_day_eager(),
         "drift_report": late_day_eager(),
+        **{asset: late_day_eager() for asset in SERVED_FOLLOWERS},
         CHAIN[0]: retrain_when_model_stale(),
         **{asset: follow_root() for asset in CHAIN[1:]},
         # A day's files are expected daily; warn after a day, fail after a day and two hours.
@@ -100,11 +112,11 @@ def automation_for(settings: Settings) -> dict:
 def data_automation_sensor() -> AutomationConditionSensorDefinition:
     return AutomationConditionSensorDefinition(
         "data_automation_sensor",
-        target=AssetSelection.assets(*DATA_FOLLOWERS),
+        target=AssetSelection.assets(*DATA_FOLLOWERS, *SERVED_FOLLOWERS),
         default_status=DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=60,
-        description=f"validates and drift-checks each day when its raw_window lands, also a day that lands "
-                    f"late (up to {LATE_DAY_LOOKBACK.days} days back; older days: a backfill)",
+        description=f"validates, drift-checks and canary-checks each day when its raw_window lands, also a day "
+                    f"that lands late (up to {LATE_DAY_LOOKBACK.days} days back; older days: a backfill)",
     )
 
 

@@ -28,7 +28,7 @@ from ct_assets.core.settings import Settings
 from ct_assets.lake.resources import Lake
 from ct_assets.orchestration.run_sweep import sweep_dead_runs
 from ct_assets.registry.resources import ModelRegistryResource
-from ct_assets.triggers.automation import CHAIN
+from ct_assets.triggers.automation import CHAIN, PROMOTION
 from ct_assets.triggers.observations import (
     labelled_rows_since,
     latest_day,
@@ -48,7 +48,8 @@ from ct_assets.triggers.policy import (
 )
 
 CHAIN_KEYS = [AssetKey(a) for a in CHAIN]
-PROMOTION_KEYS = [AssetKey("shadow_report"), AssetKey("champion")]
+# canary_report first: the day's canary verdict (and a withdrawal) is in before champion counts days.
+PROMOTION_KEYS = [AssetKey(a) for a in PROMOTION]
 NO_DRIFT_REPORT = "no drift report yet: the retrain sensors judge the newest day whose data half ran"
 ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
 
@@ -128,8 +129,8 @@ def build_sensors(settings: Settings) -> list:
                       "" if request else staleness_skip_reason(days, staleness_days=tg.staleness_days, window_end=end))
 
     @sensor(asset_selection=PROMOTION_KEYS, default_status=DefaultSensorStatus.RUNNING, minimum_interval_seconds=300,
-            description="runs shadow and the promotion decision daily while a gated challenger waits "
-                        "(shadow days, human approval)")
+            description="runs the canary and shadow reports and the promotion decision daily while a gated "
+                        "challenger waits (canary days, shadow days, human approval)")
     def promotion_sensor(context: SensorEvaluationContext, lake: Lake, registry: ModelRegistryResource):
         today = latest_day(lake, "validated_window")
         challenger = registry.alias_version("challenger")
@@ -143,7 +144,7 @@ def build_sensors(settings: Settings) -> list:
         return RunRequest(
             run_key=f"promotion:v{challenger}:{today}", partition_key=today.isoformat(), asset_selection=PROMOTION_KEYS,
             tags={TRIGGER_TAG: info.trigger,
-                  REASON_TAG: f"shadow and promotion check of waiting challenger v{challenger} on {today}"},
+                  REASON_TAG: f"canary, shadow and promotion check of waiting challenger v{challenger} on {today}"},
         )
 
     return [metric_retrain_sensor, volume_retrain_sensor, freshness_retrain_sensor, promotion_sensor]

@@ -40,3 +40,33 @@ def test_each_unmet_condition_is_named():
     assert promotion_blockers(rejected) == ["version 2 was rejected by bo: no"]
     assert promotion_blockers(dataclasses.replace(READY, challenger=1)) == ["version 1 is already champion"]
     assert promotion_blockers(dataclasses.replace(READY, challenger=None)) == ["no challenger registered"]
+
+
+def test_canary_days_hold_full_promotion_like_shadow_days():
+    waiting = dataclasses.replace(READY, canary_passes=1, canary_days=2)
+    assert promotion_blockers(waiting) == ["canary: 1 of 2 required passing canary days"]
+    assert promotion_blockers(dataclasses.replace(waiting, canary_passes=2)) == []
+    # The first model has no champion arm to be compared with: canary days do not apply.
+    assert promotion_blockers(dataclasses.replace(waiting, champion=None, canary_passes=0)) == []
+    # canary_days 0 (the default): the canary informs, it does not gate.
+    assert promotion_blockers(dataclasses.replace(READY, canary_passes=0)) == []
+
+
+def test_a_withdrawn_challenger_is_blocked_even_when_everything_else_passed():
+    info = ModelVersionInfo(2, "run", "file:///a", "READY", (), {
+        "ct.withdrawn.ts": "2026-09-09T10:00:00.000+00:00", "ct.withdrawn.by": "canary_report",
+        "ct.withdrawn.reason": "canary accuracy 0.4 < champion 0.8 - 0.02"})
+    blockers = promotion_blockers(dataclasses.replace(READY, withdrawal=info.withdrawal))
+    assert blockers == [("version 2 was withdrawn by canary_report at 2026-09-09T10:00:00.000+00:00 "
+                         "(canary accuracy 0.4 < champion 0.8 - 0.02); it is not re-promoted automatically")]
+
+
+def test_canary_days_are_counted_by_the_same_rule_as_shadow_days():
+    import datetime as dt
+
+    from ct_assets.registry.promotion import passing_canary_days, passing_shadow_days
+
+    assert passing_canary_days is passing_shadow_days  # one decision, one function (test_promotion_edges)
+    rows = [{"partition": "2026-09-11", "challenger_version": 2, "passed": True, "counts": True},
+            {"partition": "2026-09-12", "challenger_version": 2, "passed": False, "counts": True}]
+    assert passing_canary_days(rows, challenger=2, after=dt.date(2026, 9, 10), as_of=dt.date(2026, 9, 12)) == 1
