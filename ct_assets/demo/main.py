@@ -16,8 +16,10 @@ from ct_assets.core.home import CtHome
 from ct_assets.core.settings import Settings
 from ct_assets.demo.data_demo import run_data_demo
 from ct_assets.demo.replay import ReplayResult, run_replay
+from ct_assets.demo.served_traffic import ServedTraffic
 from ct_assets.demo.timeline import (
     format_table,
+    served_lines,
     policy_metrics,
     render_timeline_html,
     render_timeline_png,
@@ -25,6 +27,7 @@ from ct_assets.demo.timeline import (
 
 DEFAULT_DAYS = 60
 POLICIES = ("static", "weekly", "drift", "volume", "combined")
+SERVE_CANARY_PERCENT = 20.0
 
 
 def fast_settings(settings: Settings) -> Settings:
@@ -35,6 +38,14 @@ def fast_settings(settings: Settings) -> Settings:
         "source": settings.source.model_copy(update={"simulator": sim}),
         "training": tr,
     })
+
+
+def served_settings(settings: Settings) -> Settings:
+    """--serve: a canary share and one passing canary day before promotion, unless ct.yaml
+    already sets them, so the timeline shows the canary at work."""
+    serving = settings.serving.model_copy(update={"canary_percent": settings.serving.canary_percent or SERVE_CANARY_PERCENT})
+    promotion = settings.promotion.model_copy(update={"canary_days": settings.promotion.canary_days or 1})
+    return settings.model_copy(update={"serving": serving, "promotion": promotion})
 
 
 def _approval(settings: Settings, auto_approve: bool | None) -> tuple[Settings, bool]:
@@ -70,7 +81,7 @@ def write_report(result: ReplayResult, home: CtHome, settings: Settings, policy_
 
 
 def replay_with_progress(settings: Settings, home: CtHome, days: int, policy: str, auto_approve: bool,
-                         start: dt.date | None = None) -> ReplayResult:
+                         start: dt.date | None = None, served: ServedTraffic | None = None) -> ReplayResult:
     bar = tqdm(total=days, desc=f"replay [{policy}]", unit="day")
 
     def progress(done: int, total: int, record: dict) -> None:
@@ -80,7 +91,7 @@ def replay_with_progress(settings: Settings, home: CtHome, days: int, policy: st
 
     try:
         return run_replay(settings, home, days, policy=policy, auto_approve=auto_approve, progress=progress,
-                          log=bar.write, start=start)
+                          log=bar.write, start=start, served=served)
     finally:
         bar.close()
 
@@ -91,8 +102,20 @@ def run_demo(settings: Settings, home: CtHome, defs, args) -> str:
         return run_data_demo(settings, home, defs, days)
     if args.fast:
         settings = fast_settings(settings)
+    serve = getattr(args, "serve", False)
+    if serve and args.compare_policies:
+        raise SystemExit("ct demo: --serve replays one policy through one server; drop --compare-policies")
+    if serve and settings.source.kind != "simulator":
+        raise SystemExit("ct demo --serve sends the simulator's traffic through ct serve; source.kind is "
+                         f"{settings.source.kind!r} (your own data: run `ct serve` and send it your traffic)")
+    if serve:
+        settings = served_settings(settings)
     settings, auto_approve = _approval(settings, args.auto_approve)
     notes = [f"{days} simulated days from {settings.partitions.start_date}; base {settings.training.base.model_id}"]
+    if serve:
+        notes.append(f"Traffic served by a real `ct serve` (canary {settings.serving.canary_percent:g}% to a gated "
+                     f"challenger, {settings.promotion.canary_days} passing canary day(s) before promotion); "
+                     "predictions and feedback reached the landing zone through it.")
     if settings.promotion.require_approval and auto_approve:
         notes.append("require_approval is on: promotions were AUTO-APPROVED by the demo flag (--auto-approve).")
     lines = []
@@ -107,6 +130,10 @@ def run_demo(settings: Settings, home: CtHome, defs, args) -> str:
         main = next(r for r in results if r.policy == settings.triggers.policy)
         html, png = write_report(main, home, settings, rows, notes)
         lines.append("Policy comparison (same stream, same first model):\n" + format_table(rows))
+    elif serve:
+        with ServedTraffic(settings, home) as served:
+            main = replay_with_progress(settings, home, days, settings.triggers.policy, auto_approve, served=served)
+        html, png = write_report(main, home, settings, None, notes)
     else:
         main = replay_with_progress(settings, home, days, settings.triggers.policy, auto_approve)
         html, png = write_report(main, home, settings, None, notes)
@@ -131,5 +158,6 @@ def daily_table(result: ReplayResult) -> str:
             "trigger": "; ".join(t.split(":", 1)[0] for t in r["triggers_fired"]),
             "promoted": r["promoted_version"] or "",
             "blocked": "; ".join(r["blocked_reasons"])[:50],
+            **({"served": "; ".join(served_lines(r))[:70]} if r.get("served") else {}),
         })
     return "Timeline:\n" + format_table(rows)

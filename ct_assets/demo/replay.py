@@ -39,11 +39,14 @@ from ct_assets.core.schema import (
 )
 from ct_assets.core.settings import Settings
 from ct_assets.core.time import end_of_day, labels_as_of
+from ct_assets.demo.served_traffic import ServedTraffic
 from ct_assets.definitions import build_definitions
 from ct_assets.lake.resources import Lake
 from ct_assets.orchestration.dagster_private import cron_string_iterator
 from ct_assets.orchestration.runner import materialize_range
 from ct_assets.registry.jobs import run_approve
+from ct_assets.serving.routing import challenger_problem
+from ct_assets.triggers.automation import DATA_FOLLOWERS, PROMOTION, SERVED_FOLLOWERS
 from ct_assets.triggers.policy import TriggerRequest, choose_request
 from ct_assets.triggers.sensors import CHAIN, last_training_day
 
@@ -60,6 +63,10 @@ class ReplayResult:
     golden_accuracies: list[float]
     drift_start: dt.date
     failed_runs: list[str] = field(default_factory=list)
+
+
+def landing_zone_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"source": settings.source.model_copy(update={"kind": "landing_zone"})})
 
 
 def with_policy(settings: Settings, policy: str) -> Settings:
@@ -107,10 +114,14 @@ def _accuracy(registry, version: int | None, rows: pl.DataFrame) -> float | None
 
 class Replay:
     def __init__(self, settings: Settings, home: CtHome, *, auto_approve: bool = False,
-                 bootstrap_day: int | None = None, log: Callable[[str], None] = lambda _: None):
+                 bootstrap_day: int | None = None, log: Callable[[str], None] = lambda _: None,
+                 served: ServedTraffic | None = None):
         self.settings, self.home, self.log = settings, home, log
         self.auto_approve = auto_approve
-        self.defs = build_definitions(settings, home)
+        self.served = served
+        # Served traffic: `ct serve` writes the landing zone, so the pipeline reads it as a
+        # user's own landing zone; the replay keeps the simulator settings for its ground truth.
+        self.defs = build_definitions(landing_zone_settings(settings) if served else settings, home)
         self.instance = DagsterInstance.from_config(str(home.dagster))
         self.resources = self.defs.resources
         self.lake = Lake(base_path=str(home.lake))
@@ -135,19 +146,29 @@ class Replay:
             self.failed.append(f"{key} {tags.get(TRIGGER_TAG, '')}: {','.join(assets)} (run {result.run_id})")
         return result.success
 
-    def _land_and_automate(self, day: dt.date) -> None:
+    def _land_and_automate(self, day: dt.date, record: dict) -> None:
         key = day.isoformat()
+        if self.served is not None:
+            serving = self.served.wait_for(*self._served_models())
+            record["served"] = self.served.send_day(day, serving=serving)
         self._run(("raw_window",), key, {REASON_TAG: f"files for {key} landed"})
         evaluation_time = end_of_day(day) + dt.timedelta(minutes=30)
         result = evaluate_automation_conditions(self.defs, self.instance, evaluation_time=evaluation_time,
                                                 cursor=self.cursor)
         self.cursor = result.cursor
         by_partition: dict[str, list[str]] = {}
-        for asset in ("validated_window", "quarantined_rows", "drift_report"):
+        for asset in (*DATA_FOLLOWERS, *SERVED_FOLLOWERS):
             for pk in result.get_requested_partitions(AssetKey(asset)):
                 by_partition.setdefault(pk, []).append(asset)
         for pk, assets in sorted(by_partition.items()):
             self._run(tuple(assets), pk, {REASON_TAG: f"automation: {pk} landed"})
+
+    def _served_models(self) -> tuple[int | None, int | None]:
+        """The champion, and the challenger `ct serve` may route to (None unless gated)."""
+        champion = self.registry.champion_version()
+        challenger = self.registry.alias_version("challenger")
+        info = None if challenger is None else self.registry.version(challenger)
+        return champion, None if challenger_problem(info, champion) else challenger
 
     def _request(self, day: dt.date) -> TriggerRequest | None:
         """What the daemon would launch today: every retrain sensor and the schedule are
@@ -180,7 +201,7 @@ class Replay:
             if request.run_key in self.seen_run_keys:
                 continue
             self.seen_run_keys.add(request.run_key)
-            self._run(("shadow_report", "champion"), request.partition_key, dict(request.tags))
+            self._run(PROMOTION, request.partition_key, dict(request.tags))
             self._after_champion(day, record)
 
     def _after_champion(self, day: dt.date, record: dict) -> None:
@@ -214,7 +235,9 @@ class Replay:
         self._after_champion(day, record)
 
     def run_day(self, day: dt.date) -> dict:
-        self._land_and_automate(day)
+        served: dict = {}
+        self._land_and_automate(day, served)
+        canary = self.lake.read("canary_report", day.isoformat()) if self.served is not None else None
         champion = self.registry.champion_version()
         fresh = newly_labelled(self.lake, day, label_lookback_days(self.settings))
         drift = self.lake.read("drift_report", day.isoformat())
@@ -232,6 +255,9 @@ class Replay:
             **({f"threshold_{m}": v for m, v in obs.thresholds.items()} if obs else {}),
             "triggers_fired": [], "retrained": False, "promoted": False, "promoted_version": None,
             "blocked_reasons": [], "auto_approved": False, "scenario_events": self._events(day),
+            "served": served.get("served"),
+            **({"canary_verdict": canary["verdict"][0], "canary_reason": canary["reason"][0]}
+               if canary is not None and canary.height else {}),
         }
         if champion is None and day >= self.bootstrap and self._may_bootstrap(day):
             self.last_bootstrap = day
@@ -287,10 +313,12 @@ def cron_ticks(cron: str, day: dt.date) -> list[dt.datetime]:
 
 def run_replay(settings: Settings, home: CtHome, days: int, *, policy: str | None = None,
                auto_approve: bool = False, progress: Callable[[int, int, dict], None] | None = None,
-               log: Callable[[str], None] = lambda _: None, start: dt.date | None = None) -> ReplayResult:
-    """Replay ``days`` days from ``start`` (default: the first partition)."""
+               log: Callable[[str], None] = lambda _: None, start: dt.date | None = None,
+               served: ServedTraffic | None = None) -> ReplayResult:
+    """Replay ``days`` days from ``start`` (default: the first partition); with ``served``,
+    each day's traffic goes through that running `ct serve` (demo/served_traffic.py)."""
     settings = with_policy(settings, policy or settings.triggers.policy)
-    replay = Replay(settings, home, auto_approve=auto_approve, log=log)
+    replay = Replay(settings, home, auto_approve=auto_approve, log=log, served=served)
     records = []
     first = start or settings.partitions.start_date
     for i in range(days):

@@ -213,7 +213,24 @@ def _lines(items: Sequence[str]) -> str:
     return "<br>".join(html.escape(str(i)) for i in items)
 
 
-def _day_row(r: dict[str, Any]) -> str:
+def served_lines(r: Mapping[str, Any]) -> list[str]:
+    """`ct demo --serve`: what the day's traffic met (arms and versions), the feedback sent
+    through the server, and the day's canary verdict."""
+    served = r.get("served") or {}
+    if not served:
+        return []
+    arms = ", ".join(f"{arm} v{served.get(f'version_{arm}', '?')}: {served[f'arm_{arm}']}"
+                     for arm in ("champion", "canary") if served.get(f"arm_{arm}"))
+    lines = [f"served {served['served']}" + (f" ({arms})" if arms else " (no champion yet: landed directly)"),
+             f"feedback {served['feedback']}"]
+    if served.get("direct"):
+        lines.append(f"{served['direct']} rows landed directly")
+    if r.get("canary_verdict"):
+        lines.append(f"canary {r['canary_verdict']}: {r.get('canary_reason') or ''}".rstrip(": "))
+    return lines
+
+
+def _day_row(r: dict[str, Any], with_served: bool = False) -> str:
     verdict = r.get("drift_verdict") or "-"
     drifted = _drifted(r)
     drift = verdict + (f" ({', '.join(_score_vs_limit(r, m) for m in drifted)})" if drifted else "")
@@ -229,6 +246,8 @@ def _day_row(r: dict[str, Any]) -> str:
         html.escape(drift), _lines(r["triggers_fired"]), _lines(actions),
         _lines(r["blocked_reasons"]), _lines(r["scenario_events"]),
     ]
+    if with_served:
+        cells.append(_lines(served_lines(r)))
     css = ' class="drift"' if verdict in ("drift", "new_class") else ""
     return f"<tr{css}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
@@ -263,8 +282,9 @@ def render_timeline_html(
     parts += ["<h2>Summary</h2>", _html_table(summary_table_rows)]
     if policy_table_rows:
         parts += ["<h2>Policy comparison</h2>", _html_table(policy_table_rows)]
-    head = "".join(f"<th>{h}</th>" for h in _DAY_HEADERS)
-    body = "".join(_day_row(r) for r in rows)
+    with_served = any(r.get("served") for r in rows)
+    head = "".join(f"<th>{h}</th>" for h in (*_DAY_HEADERS, *(("served traffic",) if with_served else ())))
+    body = "".join(_day_row(r, with_served) for r in rows)
     parts += ["<h2>Day by day</h2>", f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"]
     parts.append("</body></html>")
     path = Path(path)
