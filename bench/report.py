@@ -449,6 +449,11 @@ def render(results: dict, summary: dict, history: list[dict] | None = None) -> s
     if "quality" in results:
         rows += _quality_rows(results["quality"])
         details += ["", *_quality_detail(results["quality"])]
+    if "serve_load" in results:
+        from bench.report_serving import serving_detail, serving_rows  # it imports this module's helpers
+
+        rows += serving_rows(results["serve_load"])
+        details += ["", *serving_detail(results["serve_load"])]
     lines = [
         "# Benchmarks",
         "",
@@ -467,8 +472,19 @@ def render(results: dict, summary: dict, history: list[dict] | None = None) -> s
         "",
         *GPU_NOTE,
         "",
+        *_hand_run_sections(),
     ]
     return "\n".join(lines)
+
+
+# Sections measured by hand-run benchmarks that bench.run_all does not run (yet): kept in
+# their own files and appended verbatim, so a regenerated report never drops them.
+HAND_RUN = (Path(__file__).resolve().parent / "drift_calibration_hand_run.md",)
+
+
+def _hand_run_sections() -> list[str]:
+    return [line for path in HAND_RUN if path.is_file()
+            for line in path.read_text(encoding="utf-8").rstrip("\n").split("\n") + [""]]
 
 
 def write(path: Path, results: dict, summary: dict, history: list[dict] | None = None) -> Path:

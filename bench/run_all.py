@@ -22,11 +22,12 @@ import time
 import warnings
 from pathlib import Path
 
-from bench import ct_cycle, data_path, quality, report, storage, train_throughput
+from bench import ct_cycle, data_path, quality, report, serve_load, storage, train_throughput
 from bench.common import REPO, child_env, machine_info, write_result
 
-ORDER = ("train_throughput", "data_path", "ct_cycle", "storage", "quality")
-MEASURED = {"train_throughput": train_throughput.run, "data_path": data_path.run, "ct_cycle": ct_cycle.run}
+ORDER = ("train_throughput", "data_path", "ct_cycle", "serve_load", "storage", "quality")
+MEASURED = {"train_throughput": train_throughput.run, "data_path": data_path.run, "ct_cycle": ct_cycle.run,
+            "serve_load": serve_load.run}
 
 
 def _log(message: str) -> None:

@@ -26,6 +26,8 @@ MEASURED = {
                   "gx_share_of_plain_path"),
     "ct_cycle": ("cycle_vs_training_seconds", "process_wall_vs_cycle", "adapter_to_base_bytes"),
     "storage": ("adapter_to_base_bytes",),
+    "serve_load": ("throughput_vs_best_peer", "throughput_vs_naive_pipeline", "p99_vs_best_peer",
+                   "shadow_throughput_cost"),
 }
 # The replay sweep never runs at tiny size; its file still carries the keys (as null).
 QUALITY = ("concept_change_ct_vs_static_accuracy_after_drift", "forgetting_no_replay_minus_replay",
@@ -38,7 +40,7 @@ def test_tiny_bench_writes_every_result_with_its_ratios(tmp_path):
     before = root_md.stat().st_mtime_ns if root_md.exists() else None
     env = {**os.environ, "CT_HOME": str(tmp_path / "ct_home")}
     proc = subprocess.run([sys.executable, "-m", "bench.run_all", "--tiny", "--out", str(out)], cwd=REPO, env=env,
-                          timeout=300, capture_output=True, text=True)
+                          timeout=480, capture_output=True, text=True)
     if proc.returncode != 0:
         pytest.fail(f"bench.run_all --tiny exited {proc.returncode}:\n{proc.stderr[-6000:]}")
 
