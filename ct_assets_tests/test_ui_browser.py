@@ -92,11 +92,13 @@ def ui(tmp_path_factory):
         page = context.new_page()
         page.set_default_timeout(UI_TIMEOUT)
         page.set_default_navigation_timeout(60_000)
-        # The "Join the Dagster community" modal comes once per instance, at any moment.
-        page.add_locator_handler(page.get_by_text("Join the Dagster community"),
-                                 lambda: page.get_by_role("button", name="Skip", exact=True).click())
         page.goto(server.url)
         _skip_the_community_modal(page)
+        # The "Join the Dagster community" modal comes once per instance, at any moment. The
+        # handler is added after the explicit skip: added before, it intercepts that skip's own
+        # click, dismisses the modal, and the click then waits for a Skip button that is gone.
+        page.add_locator_handler(page.get_by_text("Join the Dagster community"),
+                                 lambda: page.get_by_role("button", name="Skip", exact=True).click())
         try:
             yield Ui(page=page, server=server, workdir=workdir)
         finally:

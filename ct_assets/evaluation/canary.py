@@ -121,7 +121,9 @@ def canary_compare(frame: pl.DataFrame, day: dt.date, *, challenger: int | None,
     served = labels_as_of(served, day)
     champion_rows = served.filter(pl.col("arm") == CHAMPION)
     version = _canary_version(served.filter(pl.col("arm") == CANARY), challenger)
-    canary_rows = served.filter((pl.col("arm") == CANARY) & (pl.col("served_version") == version))
+    # No canary version (no canary rows): no row is the canary's (a null comparison would warn).
+    is_version = pl.col("served_version") == version if version is not None else pl.lit(False)
+    canary_rows = served.filter((pl.col("arm") == CANARY) & is_version)
     champ, can = _stats(champion_rows), _stats(canary_rows)
     agreement, agreement_rows = _agreement(served, version, champ.versions)
     verdict, reason = _verdict(champ, can, version, max_accuracy_drop, min_labelled)

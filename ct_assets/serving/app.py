@@ -44,7 +44,13 @@ from ct_assets.serving.limits import (
 from ct_assets.serving.metrics import ServingMetrics
 from ct_assets.serving.models import ModelSlots, RegistryModels
 from ct_assets.serving.prediction_log import UnknownEventError
-from ct_assets.serving.scoring import CountedPredictionLog, ModelFailedError, NotReadyError, Scorer
+from ct_assets.serving.scoring import (
+    CountedPredictionLog,
+    DuplicateEventError,
+    ModelFailedError,
+    NotReadyError,
+    Scorer,
+)
 
 log = logging.getLogger(__name__)
 # A batcher still busy after this at shutdown is left to die with the process (daemon thread).
@@ -122,6 +128,8 @@ def create_app(settings: Settings, home: CtHome, *, accept_client_timestamps: bo
             return {"predictions": await scorer.predict(req.texts, req.ids, event_ts)}
         except NotReadyError as err:
             raise Refused(503, str(err)) from None
+        except DuplicateEventError as err:
+            raise Refused(409, str(err)) from None
         except ModelFailedError as err:
             log.error("ct serve: %s", err)
             raise Refused(500, str(err)) from None

@@ -249,6 +249,12 @@ class PredictionLog:
             else:
                 self.flush()
 
+    def already_logged(self, event_ids: Sequence[str]) -> list[str]:
+        """The ids among ``event_ids`` that already have a row (written, being written or
+        buffered): a second one would be quarantined as duplicate_event_id downstream."""
+        with self._lock:
+            return [e for e in event_ids if e in self._index or e in self._in_flight or e in self._buffer]
+
     def record_feedback(self, event_id: str, label: str, label_ts: dt.datetime) -> None:
         """Set the label of a logged event (the later feedback wins); UnknownEventError if unknown."""
         if not isinstance(label, str) or not label:

@@ -41,6 +41,10 @@ class NotReadyError(RuntimeError):
     """No champion is loaded; the message says why (as /readyz does)."""
 
 
+class DuplicateEventError(ValueError):
+    """A request reuses an event id that already has a served row (refused before scoring)."""
+
+
 class ModelFailedError(RuntimeError):
     """The serving model raised on this request's texts."""
 
@@ -75,6 +79,9 @@ class PendingRows:
                 del self._events[e]
         logged.set()
 
+    def has(self, event_id: str) -> bool:
+        return event_id in self._events
+
     async def wait(self, event_id: str, timeout: float) -> None:
         logged = self._events.get(event_id)
         if logged is not None:
@@ -108,6 +115,12 @@ class Scorer:
     async def predict(self, texts: Sequence[str], ids: Sequence[str] | None, event_ts: dt.datetime) -> list[dict]:
         started = time.perf_counter()
         event_ids = list(ids) if ids is not None else [uuid.uuid4().hex for _ in texts]
+        # Refused up front, while the client can still be told: after the response the row
+        # could only be dropped (it would be a second landing-zone row for that id).
+        reused = [e for e in event_ids if self.pending.has(e)] + self.log.already_logged(event_ids)
+        if reused:
+            raise DuplicateEventError(f"event_id {reused[0]!r} was already served ({len(reused)} reused id(s)); "
+                                      "each served prediction is one landing-zone row, so ids must be unique")
         routes = self._submit(texts, event_ids)  # no await before this: see the module doc
         logged = self.pending.add(event_ids)
         try:

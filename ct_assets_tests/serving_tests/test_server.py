@@ -81,6 +81,16 @@ def test_an_id_is_made_when_the_client_sends_none(steady):
     assert answers[0]["event_id"] != answers[1]["event_id"]
 
 
+def test_a_reused_event_id_is_refused_with_409_before_it_is_scored(steady):
+    # A second row for one id would be quarantined as duplicate_event_id tomorrow; the client
+    # is told now, while it still can be.
+    _, server = steady
+    (event_id,) = fresh_ids("reused", 1)
+    server.predict(["first time"], [event_id])
+    again = server.post("/predict", json={"texts": ["second time"], "ids": [event_id]})
+    assert again.status_code == 409 and f"event_id {event_id!r} was already served" in again.json()["detail"], again.text
+
+
 def test_served_rows_land_with_the_other_models_scores(steady):
     world, server = steady
     ids = fresh_ids("rows", 24)
