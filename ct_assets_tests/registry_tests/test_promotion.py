@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from ct_assets.registry.promotion import PromotionInput, promotion_blockers
 from ct_assets.registry.records import EvalRecord, ModelVersionInfo
 
@@ -16,13 +18,17 @@ def test_a_ready_challenger_has_no_blockers():
     assert promotion_blockers(READY) == []
 
 
-def test_a_rolled_back_challenger_is_blocked_even_when_everything_else_passed():
-    info = ModelVersionInfo(2, "run", "file:///a", "READY", ("challenger",), {
-        "ct.rolled_back.ts": "2026-09-07T10:00:00.000+00:00", "ct.rolled_back.by": "ops",
-        "ct.rolled_back.reason": "bad feedback in prod"})
-    blockers = promotion_blockers(dataclasses.replace(READY, rollback=info.rollback))
-    assert blockers == [("version 2 was rolled back by ops at 2026-09-07T10:00:00.000+00:00 "
-                         "(bad feedback in prod); it is not re-promoted automatically")]
+@pytest.mark.parametrize("kind, field, by, ts, reason, verb", [
+    ("rolled_back", "rollback", "ops", "2026-09-07T10:00:00.000+00:00", "bad feedback in prod", "rolled back"),
+    ("withdrawn", "withdrawal", "canary_report", "2026-09-09T10:00:00.000+00:00",
+     "canary accuracy 0.4 < champion 0.8 - 0.02", "withdrawn"),
+])
+def test_a_rolled_back_or_withdrawn_challenger_is_blocked_even_when_everything_else_passed(kind, field, by, ts,
+                                                                                          reason, verb):
+    info = ModelVersionInfo(2, "run", "file:///a", "READY", (), {
+        f"ct.{kind}.ts": ts, f"ct.{kind}.by": by, f"ct.{kind}.reason": reason})
+    blockers = promotion_blockers(dataclasses.replace(READY, **{field: getattr(info, field)}))
+    assert blockers == [f"version 2 was {verb} by {by} at {ts} ({reason}); it is not re-promoted automatically"]
 
 
 def test_never_rolled_back_has_no_rollback_record():
@@ -50,15 +56,6 @@ def test_canary_days_hold_full_promotion_like_shadow_days():
     assert promotion_blockers(dataclasses.replace(waiting, champion=None, canary_passes=0)) == []
     # canary_days 0 (the default): the canary informs, it does not gate.
     assert promotion_blockers(dataclasses.replace(READY, canary_passes=0)) == []
-
-
-def test_a_withdrawn_challenger_is_blocked_even_when_everything_else_passed():
-    info = ModelVersionInfo(2, "run", "file:///a", "READY", (), {
-        "ct.withdrawn.ts": "2026-09-09T10:00:00.000+00:00", "ct.withdrawn.by": "canary_report",
-        "ct.withdrawn.reason": "canary accuracy 0.4 < champion 0.8 - 0.02"})
-    blockers = promotion_blockers(dataclasses.replace(READY, withdrawal=info.withdrawal))
-    assert blockers == [("version 2 was withdrawn by canary_report at 2026-09-09T10:00:00.000+00:00 "
-                         "(canary accuracy 0.4 < champion 0.8 - 0.02); it is not re-promoted automatically")]
 
 
 def test_canary_days_are_counted_by_the_same_rule_as_shadow_days():
