@@ -36,7 +36,7 @@ import yaml
 
 from ct_assets.core.home import CtHome
 from ct_assets.core.settings import Settings
-from ct_assets.ingest.contract import read_landing_day
+from ct_assets.ingest.contract import parse_timestamp, read_landing_day
 from ct_assets.sim.simulator import dumps_rows, generate_day
 
 READY_DEADLINE_S = 600  # a cold MiniLM load on a busy 2-core box
@@ -54,9 +54,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _id_key(row: dict) -> str:
+    return json.dumps(row.get("event_id"), sort_keys=True, default=str)  # a corrupt id may be any JSON value
+
+
 def _servable(row: dict, max_chars: int) -> bool:
-    text = row.get("text")
-    return isinstance(text, str) and 0 < len(text) <= max_chars and isinstance(row.get("event_id"), str)
+    """A row a client could send: text, an id, and an event time (the quality incident's
+    corrupt rows are not; they land as written, for validation to quarantine)."""
+    text, label_ts = row.get("text"), row.get("label_ts")
+    return (isinstance(text, str) and 0 < len(text) <= max_chars and isinstance(row.get("event_id"), str)
+            and bool(row["event_id"]) and parse_timestamp(row.get("event_ts")) is not None
+            and (label_ts is None or parse_timestamp(label_ts) is not None)
+            and (row.get("label") is None or isinstance(row["label"], str) and bool(row["label"].strip())))
 
 
 class ServedTraffic:
@@ -154,8 +163,15 @@ class ServedTraffic:
         config = build_source(self.settings, self.home).simulator_config()
         rows = generate_day(config, self.settings.partitions.start_date, day)
         limits = self.settings.serving
-        served = [r for r in rows if serving and _servable(r, limits.max_text_chars)]
-        direct = [r for r in rows if not (serving and _servable(r, limits.max_text_chars))]
+        ids = Counter(_id_key(r) for r in rows)
+        # A repeated id (the incident's duplicate rows) is one served row at most: the copies
+        # land as written, and validation quarantines them as duplicate_event_id.
+        seen: set = set()
+        served, direct = [], []
+        for r in rows:
+            ok = serving and _servable(r, limits.max_text_chars) and (ids[_id_key(r)] == 1 or _id_key(r) not in seen)
+            (served if ok else direct).append(r)
+            seen.add(_id_key(r))
         if direct:
             self._write_direct(day, direct)
         # One request per event, from a few concurrent clients (each keeps its own event

@@ -25,6 +25,9 @@ DAYS = 9
 def test_served_days_reach_raw_window_and_a_canary_day_gates_the_promotion(tmp_path, sim_base_dir):
     settings = served_settings(model_settings(sim_base_dir, **{
         "source.simulator.rows_per_day": 200,
+        # The last day's corrupt rows (bad times, duplicate ids, non-text) cannot be sent to a
+        # server: they must land as written, for validation to quarantine.
+        "source.simulator.scenarios": [{"name": "quality_incident", "start_day": DAYS - 1, "end_day": DAYS - 1}],
         "serving.canary_percent": 50.0,
         "promotion.canary_days": 1,
         # The tiny model learns nothing on simulator text: the gate and the canary verdict
@@ -73,6 +76,10 @@ def test_served_days_reach_raw_window_and_a_canary_day_gates_the_promotion(tmp_p
     assert (first_canary["day"], challenger) in promoted, promoted
     earlier = [r for r in result.records if r["day"] < first_canary["day"] and r["promoted_version"] == challenger]
     assert not earlier, earlier
+    incident = records[day(DAYS - 1)]["served"]
+    assert incident["direct"] > 0 and incident["served"] + incident["direct"] == 200, incident
+    quarantined = read_landing_day(landing, result.records[-1]["day"]).frame
+    assert quarantined.filter(pl.col("arm").is_null()).height == incident["direct"]
     # The server picked the new champion up without a restart: later days are answered by it.
     later = [r for r in served_days if r["day"] > first_canary["day"]]
     assert later and all(r["served"]["version_champion"] == challenger for r in later), [r["served"] for r in later]
