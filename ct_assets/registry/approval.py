@@ -39,5 +39,7 @@ def status_rows(infos, aliases: dict[str, int], approvals: dict[int, dict | None
             "gate": "-" if evaluation is None else ("passed" if evaluation.passed else "failed"),
             "approval": f"{approval['decision']} by {approval['reviewer']}" if approval else "-",
             "rolled_back": "yes" if info.rolled_back else "-",
+            # A canary that answered users worse (canary_report): not re-promoted automatically.
+            "withdrawn": f"by {info.withdrawal['by']}" if info.withdrawal else "-",
         })
     return rows

@@ -107,7 +107,7 @@ def test_ct_status_lists_versions_and_ct_approve_refuses_in_one_line(world, tmp_
     assert status.returncode == 0, status.stderr[-2000:]
     lines = status.stdout.splitlines()
     assert lines[2].split("|")[1:-1] == [" version ", " aliases ", " window ", " trigger ", " gate ", " approval ",
-                                         " rolled_back "]
+                                         " rolled_back ", " withdrawn "]
     assert [line.split("|")[1:6] for line in lines[4:]] == [
         [" 1 ", " champion ", " 2026-09-01..2026-09-04 ", " manual ", " - "],
         [" 2 ", " challenger ", " 2026-09-01..2026-09-04 ", " manual ", " - "]]
