@@ -106,8 +106,12 @@ class ServingSettings(_Strict):
     max_body_bytes: int = Field(default=1_000_000, ge=1_000, description="larger request bodies get 413")
     max_texts: int = Field(default=256, ge=1, description="texts per /predict request, else 422")
     max_text_chars: int = Field(default=10_000, ge=1, description="characters per text, else 422")
-    log_flush_rows: int = Field(default=512, ge=1, description="served predictions buffered per landing file")
-    log_flush_seconds: float = Field(default=2.0, gt=0.0, description="longest a served prediction waits "
+    # A flush writes one file per day with rows: at 2 s a server with steady light traffic
+    # wrote 43,200 files a day (measured: 300 requests gave 10 files). raw_window reads a day
+    # only once it has ended, so a minute's delay costs nothing; feedback on a buffered row
+    # is applied in memory.
+    log_flush_rows: int = Field(default=10_000, ge=1, description="served predictions buffered per landing file")
+    log_flush_seconds: float = Field(default=60.0, gt=0.0, description="longest a served prediction waits "
                                      "to reach the landing zone")
 
 
