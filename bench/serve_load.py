@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -155,20 +156,25 @@ def load_test(url: str, body_of, texts: list[str], *, clients: int, seconds: flo
     latencies: list[list[float]] = [[] for _ in range(clients)]
     errors = [0] * clients
 
+    first_error: list[str] = []
+
     def client(i: int) -> None:
         rng = random.Random(i)
         with requests.Session() as session:
             while time.perf_counter() < stop_at:
-                body = body_of([rng.choice(texts)], f"c{i}-{len(latencies[i])}")
+                # A fresh id per request: ct serve refuses a reused one (409), as it should.
+                body = body_of([rng.choice(texts)], uuid.uuid4().hex)
                 t0 = time.perf_counter()
                 try:
-                    ok = session.post(url, json=body, timeout=60).status_code == 200
-                except requests.RequestException:
-                    ok = False
-                if ok:
+                    response = session.post(url, json=body, timeout=60)
+                    error = None if response.status_code == 200 else f"{response.status_code}: {response.text[:300]}"
+                except requests.RequestException as err:
+                    error = f"{type(err).__name__}: {err}"
+                if error is None:
                     latencies[i].append((time.perf_counter() - t0) * 1000)
                 else:
                     errors[i] += 1
+                    first_error[:] = first_error or [error]
 
     started = time.perf_counter()
     threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
@@ -178,6 +184,9 @@ def load_test(url: str, body_of, texts: list[str], *, clients: int, seconds: flo
         t.join()
     wall = time.perf_counter() - started
     lat = np.concatenate([np.asarray(x) for x in latencies]) if any(latencies) else np.zeros(0)
+    if sum(errors):
+        # A server that failed requests has no throughput to report: the run fails, loudly.
+        raise RuntimeError(f"{url}: {sum(errors)} of {sum(errors) + lat.size} requests failed; first: {first_error[0]}")
     return {"requests": int(lat.size), "errors": int(sum(errors)), "seconds": round(wall, 2),
             "requests_per_second": round(lat.size / wall, 2) if wall else None,
             "p50_ms": round(float(np.percentile(lat, 50)), 2) if lat.size else None,
