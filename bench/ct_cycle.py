@@ -111,7 +111,7 @@ def child_chain(args) -> dict:
     wall = time.perf_counter() - t0
     rss = peak_rss_mb()
     steps = _steps(instance, result.run_id)
-    lake = Lake(base_path=str(home.lake))
+    lake = Lake(base_path=home.lake_url)
     adapter, report = lake.read("lora_adapter", key), lake.read("eval_report", key)
     if adapter is None or report is None:
         # Training or evaluation itself broke (not a gate verdict): no cycle to report.

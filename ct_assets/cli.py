@@ -38,9 +38,10 @@ def _cmd_bootstrap(args) -> int:
     from ct_assets.definitions import defs
     from ct_assets.orchestration.runner import instance_for, materialize_range
     from ct_assets.triggers.automation import CHAIN
+    from ct_assets.registry.resources import resolved
     from ct_assets.triggers.observations import latest_day
 
-    champion = defs.resources["registry"].champion_version()
+    champion = resolved(defs.resources["registry"]).champion_version()
     if champion is not None:
         print(f"ct bootstrap: a champion exists (v{champion}); the triggers retrain it, or materialize the model "
               "group from the UI", file=sys.stderr)
@@ -93,15 +94,17 @@ def _cmd_status(args) -> int:
     from ct_assets.core.markdown import table
     from ct_assets.definitions import defs
     from ct_assets.registry.approval import status_rows
+    from ct_assets.registry.guards import redacted
+    from ct_assets.registry.resources import resolved
 
-    registry = defs.resources["registry"]
+    registry = resolved(defs.resources["registry"])
     if not registry.db_exists():
         print("no model registered yet: train the first one with `ct bootstrap`")
         return 0
     reg = registry.registry
     versions = reg.version_numbers()
     rows = status_rows([reg.version_info(v) for v in versions], reg.aliases(), {v: reg.approval(v) for v in versions})
-    print(f"model {reg.model_name} at {reg.tracking_uri}\n\n{table(rows)}")
+    print(f"model {reg.model_name} at {redacted(reg.tracking_uri)}\n\n{table(rows)}")
     return 0
 
 
@@ -140,6 +143,11 @@ def _cmd_import(args) -> int:
     # The whole CT_HOME, dagster.yaml included: the next step (a backfill with `dagster asset
     # materialize`) needs DAGSTER_HOME to exist before any code location loads.
     home = ct_home().ensure(max_training_runs=settings.triggers.max_concurrent_training_runs)
+    if home.is_server:
+        # The importer stages and renames files in a folder; an object store has no rename.
+        print(f"ct import: CT_PROFILE=server keeps the landing zone at {home.profile.landing_url}; import into a "
+              "local folder (CT_PROFILE=local) and copy its dt=YYYY-MM-DD/ folders there", file=sys.stderr)
+        return 2
     landing = home.resolve(settings.source.path, "source.path")
     columns = ColumnMap(text=args.text, label=args.label, time=args.time, label_time=args.label_time, id=args.id)
     try:
@@ -164,7 +172,7 @@ def _cmd_golden_carve(args) -> int:
 
     settings = get_settings()
     try:
-        result = carve_golden(ct_home().lake, start=args.start, end=args.end, per_label=args.per_label,
+        result = carve_golden(ct_home().lake_url, start=args.start, end=args.end, per_label=args.per_label,
                               out=args.out, labels=settings.labels)
     except CarveError as err:
         print(f"ct golden carve: {err}", file=sys.stderr)

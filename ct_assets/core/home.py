@@ -7,6 +7,10 @@ Layout (README "State: everything under CT_HOME"):
   landing/      where sources drop files
   checkpoints/  training checkpoints
   reports/      reports (Data Docs, timelines)
+
+With CT_PROFILE=server (ct_assets.core.profile) the Dagster storage is Postgres, MLflow is a
+tracking server, and the lake and the landing zone are object-store URLs; CT_HOME keeps only
+dagster.yaml, checkpoints, caches and reports.
 """
 
 from __future__ import annotations
@@ -17,17 +21,43 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from ct_assets.core.profile import (
+    LOCAL,
+    MLFLOW_TRACKING_URI_ENV,
+    PG_ADVISORY_LOCK,
+    PG_ENV,
+    Profile,
+    profile_name,
+    server_profile,
+)
+
 CT_HOME_ENV = "CT_HOME"
 DEFAULT_CT_HOME = ".ct_home"
 
-# SQLite storage everywhere; the cap on concurrent training comes from Dagster's own
-# run tag limits and op pools, so it holds however a run was launched.
-DAGSTER_YAML = """\
-# Written by ct_assets. Scale-out swaps storage for Postgres and the run launcher
-# for Kubernetes here; no code changes.
+# The profile picks the storage (ct_assets.core.profile); the rest is shared. The cap on
+# concurrent training comes from Dagster's own run tag limits and op pools, so it holds
+# however a run was launched.
+SQLITE_STORAGE = """\
+# Written by ct_assets (CT_PROFILE=local). CT_PROFILE=server swaps the storage for
+# Postgres; deploy/values.yaml does the same on Kubernetes. No code changes.
 storage:
   sqlite:
     base_dir: {base_dir}
+"""
+# Secrets stay in the environment: dagster resolves {env: ...} when it loads the instance.
+POSTGRES_STORAGE = """\
+# Written by ct_assets (CT_PROFILE=server): run, event-log and schedule storage in
+# Postgres (dagster-postgres); every value is read from the environment at load time.
+storage:
+  postgres:
+    postgres_db:
+""" + "".join(f"      {key}:\n        env: {var}\n" for key, var in PG_ENV.items()) + """\
+# Runs wait in the queue; the limits under `concurrency: runs` below are its limits.
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+"""
+DAGSTER_YAML = """\
 local_artifact_storage:
   module: dagster.core.storage.root
   class: LocalArtifactStorage
@@ -67,6 +97,23 @@ telemetry:
 @dataclass(frozen=True)
 class CtHome:
     root: Path
+    # None: the local profile (everything under root). See ct_assets.core.profile.
+    profile: Profile | None = None
+
+    @property
+    def is_server(self) -> bool:
+        return self.profile is not None and self.profile.is_server
+
+    @property
+    def lake_url(self) -> str:
+        """Where the lake lives: a folder under CT_HOME, or the server profile's URL."""
+        return self.profile.lake_url if self.is_server else str(self.lake)
+
+    def landing_url(self, source_path: str) -> str:
+        """The landing zone: ``source.path`` under CT_HOME, or the server profile's URL."""
+        if self.is_server:
+            return self.profile.landing_url
+        return str(self.resolve(source_path, "source.path"))
 
     @property
     def dagster(self) -> Path:
@@ -99,11 +146,24 @@ class CtHome:
 
     @property
     def mlflow_tracking_uri(self) -> str:
+        """Resolved now. Resources take ``EnvVar`` instead (orchestration.resources), so the
+        server's URI, which may carry credentials, never enters Dagster's run config."""
+        if self.is_server:
+            return os.environ[MLFLOW_TRACKING_URI_ENV]
         return f"sqlite:///{self.mlflow / 'mlflow.db'}"
 
     @property
-    def mlflow_artifact_root(self) -> str:
-        return (self.mlflow / "artifacts").as_uri()
+    def mlflow_artifact_root(self) -> str | None:
+        """None on the server profile: the tracking server owns its artifact store."""
+        return None if self.is_server else (self.mlflow / "artifacts").as_uri()
+
+    @property
+    def registry_lock(self) -> str:
+        """What serialises alias writes (registry.guards.registry_lock): a file beside mlflow.db
+        locally; a Postgres advisory lock on the server profile, whose writers are on many machines."""
+        if self.is_server:
+            return PG_ADVISORY_LOCK
+        return str(self.mlflow / "mlflow.db.registry.lock")
 
     def resolve(self, path: str | os.PathLike, key: str = "path") -> Path:
         """A settings path: absolute (or ``~``) stays, relative is taken under CT_HOME and
@@ -115,7 +175,8 @@ class CtHome:
         for d in (self.dagster, self.mlflow, self.lake, self.landing, self.checkpoints, self.reports):
             d.mkdir(parents=True, exist_ok=True)
         cfg = self.dagster / "dagster.yaml"
-        text = DAGSTER_YAML.format(base_dir=self.dagster, max_training_runs=max_training_runs)
+        storage = POSTGRES_STORAGE if self.is_server else SQLITE_STORAGE.format(base_dir=self.dagster)
+        text = storage + DAGSTER_YAML.format(base_dir=self.dagster, max_training_runs=max_training_runs)
         if not cfg.exists() or cfg.read_text() != text:
             # A temp name per process: two processes loading the code location at once (dagster
             # dev and a CLI, or two test workers) must not rename each other's file away.
@@ -173,5 +234,7 @@ def resolve_path(path: str | os.PathLike, root: Path, key: str = "path") -> Path
 
 
 def ct_home() -> CtHome:
-    """CT_HOME from the environment, resolved to an absolute path."""
-    return CtHome(Path(os.environ.get(CT_HOME_ENV, DEFAULT_CT_HOME)).resolve())
+    """The one place that picks the environment: CT_HOME (resolved to an absolute path)
+    and CT_PROFILE (local by default; server reads its engines from the environment)."""
+    root = Path(os.environ.get(CT_HOME_ENV, DEFAULT_CT_HOME)).resolve()
+    return CtHome(root, None if profile_name() == LOCAL else server_profile())

@@ -127,6 +127,9 @@ def run_backtest(settings: Settings, home: CtHome, *, start: dt.date | None = No
         notes.append(f"days marked stable by the user: {stable.start}..{stable.end}")
     if settings.promotion.require_approval:
         notes.append("require_approval is on: the backtest AUTO-APPROVED its promotions, as ct demo does")
+    if compare_policies and home.is_server:
+        raise BacktestError("--compare-policies needs a home per policy; CT_PROFILE=server has one set of "
+                            "engines (one Postgres, one MLflow server). Run it with CT_PROFILE=local")
     results, figures = [], {}
     for policy in policies:
         sub = home if not compare_policies else CtHome(home.root / "backtests" / policy)

@@ -77,6 +77,6 @@ def run_data_demo(settings: Settings, home: CtHome, defs, days: int) -> str:
         )
         if not result.success:
             failed.append(day.isoformat())
-    rows = data_summary(Lake(base_path=str(home.lake)), simulated)
+    rows = data_summary(Lake(base_path=home.lake_url), simulated)
     status = f"; runs with a failed step: {failed}" if failed else ""
     return f"Data half over {days} days{status}\n" + format_table(rows)

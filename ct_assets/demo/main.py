@@ -106,6 +106,10 @@ def run_demo(settings: Settings, home: CtHome, defs, args) -> str:
     if args.fast:
         settings = fast_settings(settings)
     serve = getattr(args, "serve", False)
+    if home.is_server and args.compare_policies:
+        # One Postgres and one MLflow server: every policy's runs and versions would mix.
+        raise SystemExit("ct demo: --compare-policies needs a home per policy; CT_PROFILE=server has one set of "
+                         "engines. Run it with CT_PROFILE=local")
     if serve and args.compare_policies:
         raise SystemExit("ct demo: --serve replays one policy through one server; drop --compare-policies")
     if serve and settings.source.kind != "simulator":

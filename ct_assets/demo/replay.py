@@ -45,6 +45,7 @@ from ct_assets.lake.resources import Lake
 from ct_assets.orchestration.dagster_private import cron_string_iterator
 from ct_assets.orchestration.runner import materialize_range
 from ct_assets.registry.jobs import run_approve
+from ct_assets.registry.resources import resolved
 from ct_assets.serving.routing import challenger_problem
 from ct_assets.triggers.automation import DATA_FOLLOWERS, PROMOTION, SERVED_FOLLOWERS
 from ct_assets.triggers.policy import TriggerRequest, choose_request
@@ -124,8 +125,8 @@ class Replay:
         self.defs = build_definitions(landing_zone_settings(settings) if served else settings, home)
         self.instance = DagsterInstance.from_config(str(home.dagster))
         self.resources = self.defs.resources
-        self.lake = Lake(base_path=str(home.lake))
-        self.registry = self.resources["registry"]
+        self.lake = Lake(base_path=home.lake_url)
+        self.registry = resolved(self.resources["registry"])
         tr = settings.training
         # The first model trains once a full window (or at least the reference) exists.
         self.bootstrap = settings.partitions.start_date + dt.timedelta(

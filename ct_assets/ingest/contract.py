@@ -1,6 +1,7 @@
 """The landing-zone row contract: read one day's files into the raw frame.
 
-Layout: ``<landing>/dt=YYYY-MM-DD/`` and its subfolders, files ``*.jsonl | *.ndjson |
+Layout: ``<landing>/dt=YYYY-MM-DD/`` and its subfolders (or, on an object store such as
+``s3://bucket/landing``, every key under that prefix), files ``*.jsonl | *.ndjson |
 *.json | *.csv | *.parquet`` (suffixes case-insensitive). The raw frame schema is in
 docs/CONTRACTS.md. Three outcomes only, for every kind of bad input:
 - a file-level problem (undecodable bytes, unparseable line, missing column, duplicate
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
+from upath import UPath
 
 from ct_assets.core.schema import RAW_SCHEMA, STRING_COLUMNS, TIMESTAMP_COLUMNS
 from ct_assets.ingest.extras import clash_renames, exact_column
@@ -47,6 +49,22 @@ class LandingDay:
     json_text_columns: dict[str, str] = field(default_factory=dict)
     # file relative to the landing zone -> {input column: stored column}
     renamed_columns: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def landing_root(location: str) -> Path | UPath:
+    """The landing zone a ``source.path``/``CT_LANDING_URL`` names: a folder, or an
+    object-store URL (credentials and endpoint from the environment, as boto reads them)."""
+    return UPath(location) if "://" in location and not location.startswith("file://") else Path(location)
+
+
+def is_remote(path: Path | UPath) -> bool:
+    return isinstance(path, UPath) and path.protocol not in ("", "file", "local")
+
+
+def relative_name(path: Path | UPath, landing: Path | UPath) -> str:
+    if is_remote(landing):
+        return str(path)[len(str(landing).rstrip("/")) + 1:]
+    return str(path.relative_to(landing))
 
 
 def day_dir(landing: Path, day: dt.date) -> Path:
@@ -142,19 +160,52 @@ def _walk(folder: Path, ctx: dict, files: list[Path], skipped: list[tuple[str, s
             # A subfolder, or a folder named like a file ("x.parquet/" of part files), is read.
             _walk(path, ctx, files, skipped)
         elif path.is_file():
-            suffixes = [x.lower() for x in path.suffixes]
-            if suffixes and suffixes[-1] in READERS:
-                files.append(path)
-            elif suffixes and suffixes[-1] in COMPRESSED and any(x in READERS for x in suffixes):
-                raise LandingFileError(path, partition, "compressed data file: the reader reads uncompressed files only")
-            else:
-                skipped.append((rel, f"suffix {path.suffix or '(none)'!r} is not one of {list(SUFFIXES)}"))
+            _classify(path, rel, partition, files, skipped)
         else:
             skipped.append((rel, "not a regular file or folder (a FIFO, socket or device)"))
 
 
+def _classify(path, rel: str, partition: str, files: list, skipped: list) -> None:
+    suffixes = [x.lower() for x in path.suffixes]
+    if suffixes and suffixes[-1] in READERS:
+        files.append(path)
+    elif suffixes and suffixes[-1] in COMPRESSED and any(x in READERS for x in suffixes):
+        raise LandingFileError(path, partition, "compressed data file: the reader reads uncompressed files only")
+    else:
+        skipped.append((rel, f"suffix {path.suffix or '(none)'!r} is not one of {list(SUFFIXES)}"))
+
+
+def _list_object_store(landing: UPath, day: dt.date) -> tuple[list[UPath], list[tuple[str, str]]]:
+    """An object store has keys, not folders or links: every key under the day's prefix, in
+    key order, classified by the same rules (a hidden segment is staging, not data)."""
+    folder = day_dir(landing, day)
+    # A fresh listing: s3fs caches listings per process, and a long-lived code server would
+    # otherwise miss files that landed after its first look at the day.
+    folder.fs.invalidate_cache(folder.path)
+    try:
+        keys = sorted(folder.fs.find(folder.path))
+    except FileNotFoundError:
+        return [], []
+    files: list[UPath] = []
+    skipped: list[tuple[str, str]] = []
+    base = folder.path.rstrip("/") + "/"
+    for key in keys:
+        if not key.startswith(base):
+            continue
+        rel_day = key[len(base):]
+        path = folder.joinpath(*rel_day.split("/"))
+        rel = relative_name(path, landing)
+        if any(part.startswith(".") for part in rel_day.split("/")):
+            skipped.append((rel, "hidden name (starts with '.'): staging or in-progress files are not data"))
+            continue
+        _classify(path, rel, day.isoformat(), files, skipped)
+    return files, skipped
+
+
 def list_day_files(landing: Path, day: dt.date) -> tuple[list[Path], list[tuple[str, str]]]:
     """(files to read, [(path relative to landing, why not read)]) of one day."""
+    if is_remote(landing):
+        return _list_object_store(landing, day)
     folder = day_dir(landing, day)
     partition = day.isoformat()
     if not folder.exists() and not folder.is_symlink():
@@ -175,7 +226,7 @@ def read_landing_day(landing: Path, day: dt.date, *, fail_on_empty: bool = False
     """All of one day's landing files as the raw frame (docs/CONTRACTS.md)."""
     partition = day.isoformat()
     files, skipped = list_day_files(landing, day)
-    read = [(str(path.relative_to(landing)), READERS[path.suffixes[-1].lower()](path, partition))
+    read = [(relative_name(path, landing), READERS[path.suffixes[-1].lower()](path, partition))
             for path in files]
     # One rename map for the whole day: per file, `_line` of a file without `source__line`
     # and the genuine `source__line` of another file would land in one column.

@@ -163,7 +163,8 @@ def _check_header(header: list[str], path: Path, partition: str) -> None:
 
 def read_parquet(path: Path, partition: str) -> list[Record]:
     try:
-        frame = pl.read_parquet(path)
+        # polars reads a local path itself; an object-store file (a UPath) arrives as bytes.
+        frame = pl.read_parquet(path if isinstance(path, Path) else io.BytesIO(path.read_bytes()))
     except (pl.exceptions.PolarsError, OSError) as err:
         raise LandingFileError(path, partition, f"cannot read Parquet: {err}") from None
     check_columns(frame.columns, path, partition)

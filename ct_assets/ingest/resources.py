@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dagster import Config, ConfigurableResource
 
-from ct_assets.ingest.contract import LandingDay, read_landing_day
+from ct_assets.ingest.contract import LandingDay, landing_root, read_landing_day
 
 
 class RowSource(ConfigurableResource, ABC):
@@ -31,7 +31,7 @@ class LandingZoneSource(RowSource):
     fail_on_empty_day: bool = False
 
     def fetch_day(self, day: dt.date) -> LandingDay:
-        return read_landing_day(Path(self.path), day, fail_on_empty=self.fail_on_empty_day)
+        return read_landing_day(landing_root(self.path), day, fail_on_empty=self.fail_on_empty_day)
 
     def describe(self) -> str:
         return f"landing zone {self.path}"
@@ -74,7 +74,7 @@ class SimulatorSource(LandingZoneSource):
     def simulate_day(self, day: dt.date) -> Path:
         from ct_assets.sim.simulator import write_day
 
-        return write_day(self.simulator_config(), dt.date.fromisoformat(self.start_date), day, Path(self.path))
+        return write_day(self.simulator_config(), dt.date.fromisoformat(self.start_date), day, landing_root(self.path))
 
     def fetch_day(self, day: dt.date) -> LandingDay:
         self.simulate_day(day)

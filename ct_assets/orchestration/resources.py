@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dagster import EnvVar
+
 from ct_assets.core.home import CtHome
+from ct_assets.core.profile import MLFLOW_TRACKING_URI_ENV
 from ct_assets.core.settings import BaseModelSettings, Settings
 from ct_assets.evaluation.resources import GoldenSetResource
 from ct_assets.ingest.resources import (
@@ -23,7 +26,7 @@ def build_source(settings: Settings, home: CtHome) -> LandingZoneSource:
     # Both kinds use the same resolved folder: the simulator writes its days exactly where
     # the landing-zone reader would look, so `source.path: ../x` is refused (by settings,
     # and again here for settings built in code) before anything is written outside CT_HOME.
-    landing = str(home.resolve(src.path, "source.path"))
+    landing = home.landing_url(src.path)
     fail_on_empty = settings.partitions.fail_on_empty_day
     if src.kind == "landing_zone":
         return LandingZoneSource(path=landing, fail_on_empty_day=fail_on_empty)
@@ -54,16 +57,18 @@ def build_resources(settings: Settings, home: CtHome) -> dict:
     return {
         "source": build_source(settings, home),
         "base_model": BaseModelResource(kind=base.kind, name=_base_name(base, home), model_id=base.model_id),
-        LAKE_IO_KEY: LakeIOManager(base_path=str(home.lake)),
-        "lake": Lake(base_path=str(home.lake)),
+        LAKE_IO_KEY: LakeIOManager(base_path=home.lake_url),
+        "lake": Lake(base_path=home.lake_url),
         "state": StateDirs(root=str(home.root)),
         "golden": GoldenSetResource(
             path=str(home.resolve(g.path, "golden.path")) if g.path is not None else None,
             labels=list(settings.labels),
             min_per_label=g.min_per_label, unsupported_labels=list(g.unsupported_labels)),
         "registry": ModelRegistryResource(
-            tracking_uri=home.mlflow_tracking_uri,
+            # Secrets only through EnvVar: Dagster resolves it in the process that runs the step.
+            tracking_uri=EnvVar(MLFLOW_TRACKING_URI_ENV) if home.is_server else home.mlflow_tracking_uri,
             artifact_root=home.mlflow_artifact_root,
+            lock=home.registry_lock,
             model_name=MODEL_NAME,
             cache_dir=str(home.adapter_cache),
             max_length=settings.training.max_length,

@@ -26,7 +26,7 @@ from pydantic import Field
 
 from ct_assets.core.schema import REASON_TAG, TRIGGER_TAG
 from ct_assets.registry.approval import WHERE_VERSIONS_ARE, approval_problem
-from ct_assets.registry.resources import ModelRegistryResource
+from ct_assets.registry.resources import ModelRegistryResource, resolved
 
 
 class ApprovalConfig(Config):
@@ -91,7 +91,10 @@ def build_human_jobs(registry: ModelRegistryResource) -> list[JobDefinition]:
     """approve_model and rollback_champion, bound to this registry. Bound as a fixed
     resource so the launchpad offers only the decision's fields: the registry's URIs are
     the deployment's, not something a reviewer may point elsewhere."""
-    fixed = {"registry": ResourceDefinition.hardcoded_resource(registry, "the model registry under CT_HOME")}
+    # Resolved when the run starts, in the run's process: the server profile's tracking URI
+    # is an EnvVar, read there and never stored in the job definition.
+    fixed = {"registry": ResourceDefinition(resource_fn=lambda _: resolved(registry),
+                                            description="the model registry of this deployment")}
     manual = {TRIGGER_TAG: "manual"}
 
     @job(tags={**manual, REASON_TAG: "human decision on a model version"}, resource_defs=fixed)

@@ -36,7 +36,7 @@ from ct_assets.registry.guards import (
     RegistryError,
     RegistryUnavailableError,
     classify_failures,
-    exclusive_lock,
+    registry_lock,
 )
 from ct_assets.registry.records import (
     APPROVAL_KEYS,
@@ -74,7 +74,7 @@ def _now() -> str:
 
 
 class AdapterRegistry:
-    def __init__(self, tracking_uri: str, artifact_root: str, model_name: str = "ct_text_classifier",
+    def __init__(self, tracking_uri: str, artifact_root: str | None, model_name: str = "ct_text_classifier",
                  *, lock_path: str | Path | None = None, experiment_name: str = "ct_assets",
                  lock_timeout_s: float = 60.0, ready_timeout_s: float = 300.0) -> None:
         self.tracking_uri, self.artifact_root, self.model_name = tracking_uri, artifact_root, model_name
@@ -87,7 +87,8 @@ class AdapterRegistry:
             lock_path = self._db.with_name(self._db.name + ".registry.lock")
         if lock_path is None:
             raise ValueError(f"lock_path is required for non-sqlite tracking URI {tracking_uri}")
-        self.lock_path = Path(lock_path)
+        # A file, or guards.PG_ADVISORY_LOCK (writers on several machines: the server profile).
+        self.lock_path = lock_path
         self._client: MlflowClient | None = None
         self._model_ready = False
 
@@ -134,7 +135,8 @@ class AdapterRegistry:
         with self.guard(f"ensure experiment {self.experiment_name}"):
             exp = self.client.get_experiment_by_name(self.experiment_name)
             if exp is not None:
-                if exp.artifact_location.rstrip("/") != self.artifact_root.rstrip("/"):
+                # No artifact_root: a tracking server's own artifact store decides (server profile).
+                if self.artifact_root is not None and exp.artifact_location.rstrip("/") != self.artifact_root.rstrip("/"):
                     _log.warning("experiment %s stores artifacts at %s, not %s", exp.name,
                                  exp.artifact_location, self.artifact_root)
                 return exp.experiment_id
@@ -153,7 +155,7 @@ class AdapterRegistry:
             return self.client.create_run(exp_id, run_name=run_name, tags=tags).info.run_id
 
     def _lock(self):
-        return exclusive_lock(self.lock_path, self.lock_timeout_s)
+        return registry_lock(self.lock_path, self.lock_timeout_s)
 
     def record_evaluation(self, version: int, record: EvalRecord) -> None:
         """The gate's verdict on ``version``, as typed tags (see registry.records)."""

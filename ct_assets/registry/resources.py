@@ -23,12 +23,16 @@ from ct_assets.registry.records import ModelVersionInfo
 
 
 class ModelRegistryResource(ConfigurableResource):
+    # The server profile passes EnvVar("MLFLOW_TRACKING_URI"): the URI may carry credentials.
     tracking_uri: str
-    artifact_root: str
+    # None: the tracking server's own artifact store (server profile).
+    artifact_root: str | None = None
     model_name: str = "ct_text_classifier"
     cache_dir: str
     max_length: int = 64
     batch_size: int = 64
+    # A lock file, or registry.guards.PG_ADVISORY_LOCK; None: beside the SQLite db.
+    lock: str | None = None
 
     def db_exists(self) -> bool:
         # Before the first model there is no database; asking MLflow would create one.
@@ -39,7 +43,7 @@ class ModelRegistryResource(ConfigurableResource):
     def registry(self):
         from ct_assets.registry.mlflow_registry import AdapterRegistry
 
-        return AdapterRegistry(self.tracking_uri, self.artifact_root, self.model_name)
+        return AdapterRegistry(self.tracking_uri, self.artifact_root, self.model_name, lock_path=self.lock)
 
     def alias_version(self, alias: str) -> int | None:
         if not self.db_exists():
@@ -82,3 +86,10 @@ class ModelRegistryResource(ConfigurableResource):
         pred = self.predictor(version).predict(frame["text"].to_list())
         perf = day_performance(pred.labels, pred.confidence, frame["label"].to_list(), self.calibration(version))
         return {"version": version, **perf}
+
+
+def resolved(registry: ModelRegistryResource) -> ModelRegistryResource:
+    """The resource with EnvVar fields read now. Dagster does this for steps; code that uses
+    the resource outside a run (the CLI, ct demo, the human jobs' binding) must do it too,
+    or an EnvVar field would read as the variable's name."""
+    return registry.process_config_and_initialize()

@@ -83,7 +83,13 @@ class _CountRequests:
 def create_app(settings: Settings, home: CtHome, *, accept_client_timestamps: bool = False) -> FastAPI:
     limits = settings.serving
     metrics = ServingMetrics()
-    registry = AdapterRegistry(home.mlflow_tracking_uri, home.mlflow_artifact_root, MODEL_NAME)
+    if home.is_server:
+        # The prediction log appends and rewrites files under a lock (serving.prediction_log):
+        # a local folder only. Refused rather than silently logging where no asset reads.
+        raise ValueError(f"ct serve: CT_PROFILE=server keeps the landing zone at {home.profile.landing_url}, and "
+                         "the prediction log writes a local folder only; run ct serve with CT_PROFILE=local")
+    registry = AdapterRegistry(home.mlflow_tracking_uri, home.mlflow_artifact_root, MODEL_NAME,
+                               lock_path=home.registry_lock)
     source = RegistryModels(registry, home.adapter_cache, max_length=settings.training.max_length,
                             batch_size=limits.max_batch, db_path=home.mlflow / "mlflow.db")
     models = ModelSlots(source, limits, metrics)

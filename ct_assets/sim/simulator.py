@@ -307,9 +307,13 @@ def write_day(config: SimulatorConfig, start_date: date, day: date, landing_dir:
     The temp file lives in the same directory (same filesystem, so os.replace is atomic)
     and has a non-.jsonl suffix so a reader listing *.jsonl never sees a half file.
     """
+    data = dumps_rows(generate_day(config, start_date, day))
+    if not isinstance(landing_dir, (str, Path)):  # an object store (UPath): one PUT is atomic
+        target = landing_dir / f"dt={day:%Y-%m-%d}" / "events.jsonl"
+        target.write_bytes(data)
+        return target
     target = Path(landing_dir) / f"dt={day:%Y-%m-%d}" / "events.jsonl"
     target.parent.mkdir(parents=True, exist_ok=True)
-    data = dumps_rows(generate_day(config, start_date, day))
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".events.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
