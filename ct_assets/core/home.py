@@ -52,6 +52,9 @@ storage:
   postgres:
     postgres_db:
 """ + "".join(f"      {key}:\n        env: {var}\n" for key, var in PG_ENV.items()) + """\
+      # dagster-postgres is written for psycopg2 (its NOTIFY takes a bound parameter, which
+      # psycopg 3's server-side binding refuses); SQLAlchemy 2.1's default is psycopg 3.
+      scheme: postgresql+psycopg2
 # Runs wait in the queue; the limits under `concurrency: runs` below are its limits.
 run_coordinator:
   module: dagster.core.run_coordinator
@@ -172,7 +175,9 @@ class CtHome:
         return resolve_path(path, self.root, key)
 
     def ensure(self, max_training_runs: int = 1) -> "CtHome":
-        for d in (self.dagster, self.mlflow, self.lake, self.landing, self.checkpoints, self.reports):
+        # On the server profile the lake, the landing zone and MLflow live on their engines.
+        local_only = () if self.is_server else (self.mlflow, self.lake, self.landing)
+        for d in (self.dagster, *local_only, self.checkpoints, self.reports):
             d.mkdir(parents=True, exist_ok=True)
         cfg = self.dagster / "dagster.yaml"
         storage = POSTGRES_STORAGE if self.is_server else SQLITE_STORAGE.format(base_dir=self.dagster)

@@ -66,7 +66,8 @@ def test_server_dagster_yaml_is_postgres_queued_and_monitored_with_no_secret_in_
     home = ct_home().ensure(max_training_runs=2)
     text = (home.dagster / "dagster.yaml").read_text()
     config = yaml.safe_load(text)
-    assert config["storage"]["postgres"]["postgres_db"] == {key: {"env": var} for key, var in PG_ENV.items()}
+    assert config["storage"]["postgres"]["postgres_db"] == {**{key: {"env": var} for key, var in PG_ENV.items()},
+                                                            "scheme": "postgresql+psycopg2"}
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
     assert config["run_monitoring"]["enabled"] is True
     assert config["concurrency"]["runs"]["tag_concurrency_limits"][0] == {"key": "ct/training", "value": "true",
