@@ -21,6 +21,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
 
+pytest_plugins = ["ct_assets_tests.server_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def sim_base_dir(tmp_path_factory):
