@@ -479,7 +479,8 @@ def render(results: dict, summary: dict, history: list[dict] | None = None) -> s
 
 # Sections measured by hand-run benchmarks that bench.run_all does not run (yet): kept in
 # their own files and appended verbatim, so a regenerated report never drops them.
-HAND_RUN = (Path(__file__).resolve().parent / "drift_calibration_hand_run.md",)
+HAND_RUN = (Path(__file__).resolve().parent / "drift_calibration_hand_run.md",
+            Path(__file__).resolve().parent / "server_profile_hand_run.md")
 
 
 def _hand_run_sections() -> list[str]:
