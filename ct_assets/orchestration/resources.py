@@ -17,6 +17,7 @@ from ct_assets.lake.resources import LAKE_IO_KEY, Lake, LakeIOManager
 from ct_assets.orchestration.state import StateDirs
 from ct_assets.registry.records import MODEL_NAME
 from ct_assets.registry.resources import ModelRegistryResource
+from ct_assets.training.launcher import build_launcher
 from ct_assets.training.resources import BaseModelResource
 
 
@@ -73,4 +74,6 @@ def build_resources(settings: Settings, home: CtHome) -> dict:
             cache_dir=str(home.adapter_cache),
             max_length=settings.training.max_length,
         ),
+        # Where lora_adapter's training process runs (CT_TRAINING_LAUNCHER: subprocess | k8s).
+        "training_launcher": build_launcher(),
     }

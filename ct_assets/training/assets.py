@@ -3,13 +3,22 @@
 Thin wrappers over ``ct_assets.training``. Each is daily "as of d" and runs for the days a
 trigger (or a person) asks for: retraining is not daily. Every MLflow call goes through
 ``ct_assets.registry``.
+
+lora_adapter trains out of process, through Dagster Pipes: the ``training_launcher``
+resource (training.launcher) starts ``python -m ct_assets.training.pipes_worker`` as a
+subprocess, or as a pod on a GPU node (``CT_TRAINING_LAUNCHER=k8s``). The asset hands it a
+``TrainingJob`` (training.job: settings, partition, run ids, lake URL, base, registry
+config, checkpoint dir) as Pipes extras and the tracking URI in the environment; the
+worker streams its step lines back as Pipes logs and reports the registered version's row
+as a custom message, which the asset writes to the lake and checks. The checkpoint dir is
+keyed by the root run id, so the process a RetryPolicy retry (or a re-execution from
+failure) starts resumes where the killed one stopped.
 """
 
 import datetime as dt
 import math
 import shutil
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 
 import polars as pl
 from dagster import (
@@ -21,11 +30,13 @@ from dagster import (
     Failure,
     MetadataValue,
     Output,
+    ResourceParam,
     RetryPolicy,
     asset,
 )
 
 from ct_assets.core import markdown
+from ct_assets.core.profile import MLFLOW_TRACKING_URI_ENV
 from ct_assets.core.schema import TRAINING_TAG, run_story
 from ct_assets.core.settings import Settings
 from ct_assets.core.time import day_of, days_between
@@ -34,42 +45,18 @@ from ct_assets.lake.resources import Lake
 from ct_assets.orchestration.partitions import only_partition, trailing_days
 from ct_assets.orchestration.run_tags import tag_run_story
 from ct_assets.orchestration.state import StateDirs
-from ct_assets.registry.mlflow_registry import RegistryError, RegistryUnavailableError
-from ct_assets.registry.records import (
-    BASE_HASH,
-    DAGSTER_RUN,
-    PARTITION,
-    TRIGGER,
-    WINDOW_END,
-    WINDOW_START,
-)
 from ct_assets.registry.resources import ModelRegistryResource
-from ct_assets.registry.runs import training_run
-from ct_assets.training.fit import LoraParams, fit_adapter
-from ct_assets.training.loop import TrainConfig
+from ct_assets.training.job import RegistryConfig, TrainingJob, TrainingProcessError, outcome
+from ct_assets.training.launcher import TrainingLauncher
 from ct_assets.training.resources import BaseModelResource
-from ct_assets.training.window import SPLIT, build_training_set, golden_overlap
+from ct_assets.training.window import build_training_set, golden_overlap
 
 GROUP = "model"
 # How far back the replay pool reaches before the window (days).
 REPLAY_LOOKBACK_DAYS = 90
 
 
-@contextmanager
-def retried_only_when_unavailable() -> Iterator[None]:
-    """A RetryPolicy retries every exception; of the registry's, only an unreachable MLflow
-    is worth it. Any other (a deleted experiment, stored artifacts that fail verification)
-    would fail the same way again, after the backoff: it fails the step at once."""
-    try:
-        yield
-    except RegistryUnavailableError:
-        raise
-    except RegistryError as err:
-        raise Failure(description=f"{type(err).__name__}: {err}", allow_retries=False) from err
-
-
 def build_training_assets(settings: Settings, partitions_def, automation=None) -> list:
-    labels = list(settings.labels)
     tr = settings.training
     auto = automation or {}
 
@@ -135,8 +122,11 @@ def build_training_assets(settings: Settings, partitions_def, automation=None) -
         partitions_def=partitions_def,
         group_name=GROUP,
         io_manager_key="lake_io",
-        # A flaky MLflow (RegistryUnavailableError): retried, resuming from the last checkpoint.
-        # A killed run resumes from it too when re-executed from failure (same root run id).
+        # A dependency, not an input: the training process reads the partition from the lake
+        # itself (a pod reaches s3:// as well as the orchestrator does).
+        deps=["training_dataset"],
+        # A flaky MLflow, a crashed or killed training process: retried, and the new process
+        # resumes from the last checkpoint. So does a re-execution from failure (same root run id).
         retry_policy=RetryPolicy(max_retries=2, delay=5, backoff=Backoff.EXPONENTIAL),
         pool="training",
         op_tags={TRAINING_TAG: "true"},
@@ -151,7 +141,8 @@ def build_training_assets(settings: Settings, partitions_def, automation=None) -
     )
     def lora_adapter(
         context: AssetExecutionContext,
-        training_dataset: Mapping[str, pl.DataFrame],
+        training_launcher: ResourceParam[TrainingLauncher],
+        lake: Lake,
         base_model: BaseModelResource,
         registry: ModelRegistryResource,
         golden: GoldenSetResource,
@@ -160,87 +151,53 @@ def build_training_assets(settings: Settings, partitions_def, automation=None) -
         """A LoRA adapter on the frozen base, registered in MLflow with alias challenger."""
         tag_run_story(context)
         key = only_partition(context)
-        data = training_dataset[key]
-        split = {name: data.filter(pl.col(SPLIT) == name) for name in ("train", "val", "holdout")}
-        replay = split["train"].filter(pl.col("_origin") == "replay")
-        with retried_only_when_unavailable():
-            champion = registry.champion_version()
-            champion_dir = None
-            if champion is not None and (tr.warm_start or tr.ewc_lambda > 0):
-                champion_dir = registry.adapter_dir(champion)
         # The root run id survives Dagster's retries and re-execution from failure, so a
         # killed run resumes from its checkpoint; a new run of the same day starts fresh.
         # The run's field, not its dagster/root_run_id tag: execute_job's re-execution sets only the field.
         root_run = context.run.root_run_id or context.run_id
         ckpt = state.checkpoints_dir("lora_adapter", key, root_run)
-        window = ((day_of(key) - dt.timedelta(days=tr.window_days - 1)).isoformat(), key)
         trigger, reason = run_story(context.run.tags)
-        config = TrainConfig.from_settings(tr)
-        run_tags = {PARTITION: key, "dagster.run_id": context.run_id, TRIGGER: trigger, "ct.reason": reason}
-        with retried_only_when_unavailable(), training_run(registry.registry, f"lora_adapter-{key}", run_tags) as run:
-            run.params({**config.__dict__, "lora_r": tr.lora.r, "lora_alpha": tr.lora.alpha,
-                        "lora_dropout": tr.lora.dropout, "warm_start": tr.warm_start,
-                        "window": f"{window[0]}..{window[1]}", "base": base_model.model_id})
-
-            def on_step(info) -> None:
-                run.metrics({"train_loss": info.loss}, step=info.step)
-                if info.val_loss is not None:
-                    run.metrics({"val_loss": info.val_loss, "val_accuracy": info.val_accuracy}, step=info.step)
-                    context.log.info(
-                        f"step {info.step}/{info.total_steps} epoch {info.epoch} loss {info.loss:.4f} "
-                        f"val_loss {info.val_loss:.4f} val_acc {info.val_accuracy:.3f} "
-                        f"({info.samples_per_second:.0f} samples/s)"
-                    )
-
-            fit = fit_adapter(
-                train=split["train"], val=split["val"], replay=replay, labels=labels,
-                base=base_model.spec(),
-                lora=LoraParams(tr.lora.r, tr.lora.alpha, tr.lora.dropout, tr.lora.target_modules),
-                config=config, min_rows=tr.min_rows, checkpoint_dir=ckpt, out_dir=ckpt / "adapter",
-                manifest_extra={
-                    "partition": key,
-                    "window": {"start": window[0], "end": window[1]},
-                    "rows_per_day": {str(d): n for d, n in data.group_by("_day").len().iter_rows()},
-                    "replay_share": round(replay.height / max(1, split["train"].height + split["val"].height), 4),
-                    "warm_start_from": champion if champion_dir is not None else None,
-                    # The golden version its training rows were kept disjoint from.
-                    "golden": golden.load().version,
-                },
-                champion_adapter=champion_dir, warm_start=tr.warm_start, on_step=on_step,
-            )
-            r = fit.result
-            metrics = {"final_train_loss": r.final_train_loss, "samples_per_second": r.samples_per_second,
-                       "tokens_per_second": r.tokens_per_second, "train_seconds": r.train_seconds,
-                       "steps": r.steps, "adapter_bytes": fit.adapter.bytes, "size_ratio": fit.size_ratio,
-                       "trainable_params": fit.trainable_params}
-            if r.best_val_metric is not None:
-                metrics["best_val_loss"] = r.best_val_metric
-            run.metrics(metrics)
-            info = registry.registry.register_adapter(run.run_id, fit.adapter.directory, tags={
-                PARTITION: key, WINDOW_START: window[0], WINDOW_END: window[1],
-                BASE_HASH: fit.manifest["base"]["hash"], DAGSTER_RUN: context.run_id, TRIGGER: trigger,
-            })
+        job = TrainingJob(
+            settings=settings, partition=key, run_id=context.run_id, root_run_id=root_run,
+            trigger=trigger, reason=reason, lake_base_path=lake.base_path, base=base_model.spec(),
+            registry=RegistryConfig(artifact_root=registry.artifact_root, model_name=registry.model_name,
+                                    cache_dir=registry.cache_dir, lock=registry.lock),
+            golden_version=golden.load().version, checkpoint_dir=ckpt,
+        )
+        # The tracking URI may carry credentials: the process's environment, never the extras.
+        env = {MLFLOW_TRACKING_URI_ENV: registry.tracking_uri}
+        invocation = training_launcher.launch(context, job.to_extras(), env)
+        try:
+            result = outcome(invocation.get_custom_messages())
+        except TrainingProcessError as err:
+            if err.stack:
+                context.log.error(f"training process failed:\n{err.stack}")
+            if not err.retryable:
+                # It would fail the same way after the backoff (a deleted experiment, stored
+                # artifacts that fail verification): the step fails at once.
+                raise Failure(description=str(err), allow_retries=False) from err
+            raise
         shutil.rmtree(ckpt, ignore_errors=True)  # registered: nothing left to resume
-        row = {"partition": key, "version": info.version, "mlflow_run_id": run.run_id, "window_start": window[0],
-               "window_end": window[1], "resumed_from_step": r.resumed_from_step, **metrics}
+        row = result["row"]
         yield Output({key: pl.DataFrame([row])}, metadata={
-            "model_version": MetadataValue.text(str(info.version)),
-            "mlflow_run_id": run.run_id,
-            "trainable_params": fit.trainable_params,
-            "adapter_bytes": fit.adapter.bytes,
-            "adapter_to_base_bytes": round(fit.size_ratio, 6),
-            "training_seconds": round(r.train_seconds, 2),
-            "samples_per_second": round(r.samples_per_second, 1),
-            "steps": r.steps,
-            "stopped_early": r.stopped_early,
-            "resumed_from_step": r.resumed_from_step,
-            "window": f"{window[0]}..{window[1]}",
-            "manifest": MetadataValue.json(fit.manifest),
+            "model_version": MetadataValue.text(str(row["version"])),
+            "mlflow_run_id": row["mlflow_run_id"],
+            "trainable_params": row["trainable_params"],
+            "adapter_bytes": row["adapter_bytes"],
+            "adapter_to_base_bytes": round(row["size_ratio"], 6),
+            "training_seconds": round(row["train_seconds"], 2),
+            "samples_per_second": round(row["samples_per_second"], 1),
+            "steps": row["steps"],
+            "stopped_early": result["stopped_early"],
+            "resumed_from_step": row["resumed_from_step"],
+            "window": f"{row['window_start']}..{row['window_end']}",
+            "manifest": MetadataValue.json(result["manifest"]),
         })
         # isfinite, not x == x: an infinite loss is as broken as a NaN one.
-        yield AssetCheckResult(check_name="finite_loss", passed=math.isfinite(r.final_train_loss),
-                               severity=AssetCheckSeverity.ERROR, metadata={"final_train_loss": r.final_train_loss})
-        yield AssetCheckResult(check_name="adapter_size_ratio", passed=fit.size_ratio < 0.1,
-                               severity=AssetCheckSeverity.WARN, metadata={"ratio": fit.size_ratio})
+        loss = row["final_train_loss"]
+        yield AssetCheckResult(check_name="finite_loss", passed=math.isfinite(loss),
+                               severity=AssetCheckSeverity.ERROR, metadata={"final_train_loss": loss})
+        yield AssetCheckResult(check_name="adapter_size_ratio", passed=row["size_ratio"] < 0.1,
+                               severity=AssetCheckSeverity.WARN, metadata={"ratio": row["size_ratio"]})
 
     return [training_dataset, lora_adapter]

@@ -1,7 +1,8 @@
 """The resume-after-SIGKILL test's worker: one real Dagster run of the training chain.
 
 Run as ``python -m ct_assets_tests.training_tests.resume_worker`` with CT_HOME and
-RESUME_BASE_DIR set; the test SIGKILLs it once a checkpoint is on disk. ``training_chain``
+RESUME_BASE_DIR set; the test SIGKILLs its process group (this run and the Pipes training
+process lora_adapter started) once a checkpoint is on disk. ``training_chain``
 is module level so that ``reconstructable`` (which ``execute_job`` and re-execution from
 failure need) can rebuild the same job in any process from the same two variables.
 """
@@ -28,7 +29,7 @@ from ct_assets_tests.helpers import day, model_settings
 BASE_DIR_ENV = "RESUME_BASE_DIR"
 PARTITION = day(4)
 CHAIN = ["training_dataset", "lora_adapter"]
-# In one process: the kill then takes the run worker and the step together.
+# In one process: the kill then takes the run worker and the step (and its training process) together.
 IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
 # Long enough to be killed mid-training whatever the machine's speed (a few hundred
 # steps on the tiny BERT, a checkpoint every 2), no early stop, few evaluations.

@@ -4,7 +4,8 @@ Why: the registry maps "MLflow cannot be reached" to RegistryUnavailableError pr
 that the step's RetryPolicy rides out a short outage; every other registry error would fail
 again after the backoff, so the step fails at once. The outage here is real: another
 connection holds MLflow's SQLite database under an exclusive lock (as a long migration or
-a stuck writer would) until the first attempt has failed, and then lets go.
+a stuck writer would) until the first attempt has failed, and then lets go. The errors
+happen in the Pipes training process; what crosses back to the asset must keep the rule.
 """
 
 from __future__ import annotations
@@ -14,17 +15,13 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 from dagster import DagsterEventType, DagsterInstance
 
-from ct_assets.definitions import build_definitions
 from ct_assets.orchestration.runner import materialize_range
-from ct_assets.registry.mlflow_registry import AdapterRegistry
 from ct_assets.registry.records import DAGSTER_RUN, PARTITION, STATUS, WINDOW_END, WINDOW_START
-from ct_assets_tests.helpers import day, make_home, model_settings
+from ct_assets_tests.helpers import day
+from ct_assets_tests.training_tests.pipes_world import STEP, step_events, step_messages, worker_pids
 
-DATA = ("raw_window", "validated_window", "quarantined_rows")
-STEP = "lora_adapter"
 # A failure mode only: the first attempt fails after the registry's 10 s sqlite busy timeout.
 OUTAGE_LIMIT_S = 180
 
@@ -53,24 +50,7 @@ class MlflowOutage(threading.Thread):
 
 def _up_for_retry(instance: DagsterInstance) -> bool:
     latest = instance.get_runs(limit=1)
-    return bool(latest) and bool(_events(instance, latest[0].run_id, DagsterEventType.STEP_UP_FOR_RETRY))
-
-
-def _events(instance: DagsterInstance, run_id: str, kind: DagsterEventType) -> list:
-    return [e.dagster_event for e in instance.all_logs(run_id, of_type=kind) if e.step_key == STEP]
-
-
-@pytest.fixture
-def trained_inputs(tmp_path, sim_base_dir):
-    """A CT_HOME with training_dataset[day 4] materialized and an MLflow store that exists."""
-    home = make_home(tmp_path)
-    defs = build_definitions(model_settings(sim_base_dir), home)
-    registry = AdapterRegistry(home.mlflow_tracking_uri, home.mlflow_artifact_root)
-    registry.ensure_experiment()
-    with DagsterInstance.from_config(str(home.dagster)) as instance:
-        assert materialize_range(defs, instance, DATA, day(0), day(4), console_level="ERROR").success
-        assert materialize_range(defs, instance, ("training_dataset",), day(4), day(4), console_level="ERROR").success
-        yield home, defs, instance, registry
+    return bool(latest) and bool(step_events(instance, latest[0].run_id, DagsterEventType.STEP_UP_FOR_RETRY))
 
 
 def test_mlflow_down_for_the_first_attempt_is_retried_once_and_registers_one_version(trained_inputs):
@@ -83,12 +63,15 @@ def test_mlflow_down_for_the_first_attempt_is_retried_once_and_registers_one_ver
     finally:
         outage.end.set()
         outage.join(30)
-    retries = _events(instance, result.run_id, DagsterEventType.STEP_UP_FOR_RETRY)
-    restarts = _events(instance, result.run_id, DagsterEventType.STEP_RESTARTED)
+    retries = step_events(instance, result.run_id, DagsterEventType.STEP_UP_FOR_RETRY)
+    restarts = step_events(instance, result.run_id, DagsterEventType.STEP_RESTARTED)
     assert len(retries) == 1, f"{STEP} was up for retry {len(retries)} times, not once"
     assert len(restarts) == 1, f"{STEP} restarted {len(restarts)} times, not once"
     error = retries[0].event_specific_data.error.cause  # under Dagster's RetryRequestedFromPolicy
-    assert error.cls_name == "RegistryUnavailableError" and "database is locked" in error.message, error.message
+    # Raised by the worker, reported through Pipes, raised again by the asset: named, and retryable.
+    assert error.cls_name == "TrainingProcessError", error.cls_name
+    assert "RegistryUnavailableError: " in error.message and "database is locked" in error.message, error.message
+    assert len(worker_pids(step_messages(instance, result.run_id))) == 2, "each attempt is a new training process"
     assert result.success, "the retry, with MLflow back, should have succeeded"
 
     versions = registry.client.search_model_versions(f"name='{registry.model_name}'")
@@ -105,7 +88,9 @@ def test_a_registry_error_that_is_not_an_outage_is_not_retried(trained_inputs):
     registry.client.delete_experiment(registry.ensure_experiment())
     result = materialize_range(defs, instance, (STEP,), day(4), day(4), raise_on_error=False)
     assert not result.success
-    retries = _events(instance, result.run_id, DagsterEventType.STEP_UP_FOR_RETRY)
+    retries = step_events(instance, result.run_id, DagsterEventType.STEP_UP_FOR_RETRY)
     assert not retries, f"a non-transient RegistryError was retried {len(retries)} times"
-    (failure,) = _events(instance, result.run_id, DagsterEventType.STEP_FAILURE)
-    assert "RegistryError" in failure.event_specific_data.error.message
+    (failure,) = step_events(instance, result.run_id, DagsterEventType.STEP_FAILURE)
+    error = failure.event_specific_data.error
+    assert error.cls_name == "Failure" and "RegistryError: " in error.message, error.message
+    assert len(worker_pids(step_messages(instance, result.run_id))) == 1, "one training process, no second"

@@ -4,8 +4,11 @@ Why: preemption kills the process; no exception, no cleanup. lora_adapter keys i
 checkpoint folder by the run's root id, which re-execution from failure keeps, so the
 re-executed step must pick up the dead run's checkpoint instead of training from step 0.
 Here the run is a real Dagster run in its own process group on a persistent instance,
-killed with SIGKILL once a checkpoint is on disk; the dead run is marked failed by the
-project's own sweep and re-executed from failure through Dagster's public API.
+killed with SIGKILL once a checkpoint is on disk; the kill takes the run's Pipes training
+process with it (its child, in its group), so no orphan trains on and registers behind the
+dead run's back. The dead run is marked failed by the project's own sweep and re-executed
+from failure through Dagster's public API, whose new training process resumes.
+(test_pipes_training kills only the training process, and the step's RetryPolicy resumes.)
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from dagster import AssetKey, DagsterEventType, DagsterRunStatus, ReexecutionOptions, execute_job, reconstructable
 
@@ -25,6 +29,7 @@ from ct_assets.orchestration.run_sweep import process_tags, sweep_dead_runs
 from ct_assets.orchestration.runner import materialize_range
 from ct_assets.registry.mlflow_registry import AdapterRegistry
 from ct_assets.registry.records import DAGSTER_RUN
+from ct_assets.training.pipes_worker import PID_FILE
 from ct_assets_tests.helpers import day
 from ct_assets_tests.training_tests import resume_worker
 from ct_assets_tests.training_tests.resume_worker import BASE_DIR_ENV, IN_PROCESS, PARTITION
@@ -44,6 +49,19 @@ def _checkpoint_step(folder) -> int | None:
         except (OSError, ValueError, KeyError):
             continue  # being replaced right now
     return max(steps, default=None)
+
+
+def _stopped(pid: int, timeout_s: float = 30) -> bool:
+    """Whether ``pid`` is gone or a zombie (killed, not yet reaped by whoever inherited it)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[-1][:1] in ("Z", "X"):
+                return True
+        except FileNotFoundError:
+            return True
+        time.sleep(POLL_S)
+    return False
 
 
 def _start_worker(log) -> subprocess.Popen:
@@ -81,6 +99,8 @@ def test_sigkilled_training_run_resumes_from_its_checkpoint_when_reexecuted(tmp_
 
         killed_at = _kill_after_first_checkpoint(folder, tmp_path / "worker.log")
         assert killed_at > 0
+        (pid_file,) = folder.glob(f"{PARTITION}/*/{PID_FILE}")
+        assert _stopped(int(pid_file.read_text())), "the Pipes training process outlived its killed run"
         (dead,) = instance.get_runs(limit=1)
         assert dead.status == DagsterRunStatus.STARTED  # nothing marked it: the process just vanished
         assert sweep_dead_runs(instance) == [dead.run_id]
