@@ -29,6 +29,11 @@ def profiles_section(p: dict) -> list[str]:
         "",
         f"* server / local wall time: {_x(r['server_vs_local_wall'])}; orchestration overhead per run (run wall "
         f"minus the time its steps ran): {_x(r['server_vs_local_overhead_per_run'])}.",
+        "* Failed runs are the replay's own (`failed_runs` in bench/results/profiles.json): runs a blocking check "
+        "stopped, such as a challenger the gate refused or the scenario mix's data-quality incident day. Training "
+        "on CPU is not bit-reproducible across processes, so a gate decision can differ between the two replays "
+        "(the counts differ by one here; the reasons of the server's runs were not inspected after its servers "
+        "stopped).",
         "* What the server profile buys is not speed on one machine: it is storage that several processes and "
         "machines can share (runs on Kubernetes pods, training on a GPU node), which SQLite files and a local "
         "folder cannot be. On one machine every lake read and write becomes an HTTP round trip to the S3 "
