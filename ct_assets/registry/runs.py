@@ -67,3 +67,16 @@ def training_run(registry: AdapterRegistry, run_name: str, tags: Mapping[str, st
             _log.warning("could not mark MLflow run %s FAILED: %s", run.run_id, err)
         raise
     end_run(registry, run.run_id, "FINISHED")
+
+
+def end_orphaned_runs(registry: AdapterRegistry, tag: str, value: str) -> list[str]:
+    """Mark KILLED the runs still RUNNING whose ``tag`` is ``value``: a training process
+    that was SIGKILLed (preempted, OOM-killed) could not end its own run. Called by the next
+    attempt of the same work, which is the only one that knows the old one is dead."""
+    with registry.guard(f"find runs left RUNNING with {tag}={value}"):
+        experiment = registry.ensure_experiment()
+        runs = registry.client.search_runs(
+            [experiment], filter_string=f"tags.`{tag}` = '{value}' and attributes.status = 'RUNNING'")
+    for run in runs:
+        end_run(registry, run.info.run_id, "KILLED")
+    return [run.info.run_id for run in runs]

@@ -44,7 +44,7 @@ from ct_assets.registry.records import (
     WINDOW_END,
     WINDOW_START,
 )
-from ct_assets.registry.runs import training_run
+from ct_assets.registry.runs import end_orphaned_runs, training_run
 from ct_assets.training.base_model import BaseModelSpec
 from ct_assets.training.fit import LoraParams, fit_adapter
 from ct_assets.training.loop import StepInfo, TrainConfig
@@ -150,6 +150,9 @@ def _step_line(info: StepInfo) -> str:
             f"({info.samples_per_second:.0f} samples/s)")
 
 
+ROOT_RUN_TAG = "dagster.root_run_id"
+
+
 def run_training(job: TrainingJob, tracking_uri: str, log: Callable[[str], None]) -> dict:
     """Train, log to MLflow and register; the lake row, manifest and early-stop flag."""
     tr, labels = job.settings.training, list(job.settings.labels)
@@ -164,8 +167,12 @@ def run_training(job: TrainingJob, tracking_uri: str, log: Callable[[str], None]
         if champion is not None:
             champion_dir = adapter_dir_for(registry, champion, Path(job.registry.cache_dir))
     config = TrainConfig.from_settings(tr)
-    run_tags = {PARTITION: key, "dagster.run_id": job.run_id, "dagster.root_run_id": job.root_run_id,
+    run_tags = {PARTITION: key, "dagster.run_id": job.run_id, ROOT_RUN_TAG: job.root_run_id,
                 TRIGGER: job.trigger, "ct.reason": job.reason}
+    # One attempt per root run at a time (the training pool): a RUNNING run of this root is
+    # an attempt that was killed before it could say so.
+    for orphan in end_orphaned_runs(registry, ROOT_RUN_TAG, job.root_run_id):
+        log(f"MLflow run {orphan} of a killed attempt marked KILLED")
     with training_run(registry, f"lora_adapter-{key}", run_tags) as run:
         run.params({**config.__dict__, "lora_r": tr.lora.r, "lora_alpha": tr.lora.alpha,
                     "lora_dropout": tr.lora.dropout, "warm_start": tr.warm_start,

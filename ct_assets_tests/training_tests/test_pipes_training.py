@@ -133,4 +133,7 @@ def test_a_sigkilled_worker_is_retried_and_the_new_one_resumes_from_its_checkpoi
         f"the retry trained from step {meta['resumed_from_step']}, not from the checkpoint (step >= {killed_at})")
     assert meta["steps"] > meta["resumed_from_step"], "the kill came after the training had finished"
     assert registry.version_numbers() == [1], "the killed worker registered nothing, the retry one version"
+    # The killed attempt's MLflow run could not end itself: the retry marked it KILLED.
+    runs = registry.client.search_runs([registry.ensure_experiment()], filter_string="tags.`ct.partition` != ''")
+    assert sorted(r.info.status for r in runs) == ["FINISHED", "KILLED"], [r.info.status for r in runs]
     assert Lake(base_path=str(home.lake)).read(STEP, PARTITION)["resumed_from_step"][0] == meta["resumed_from_step"]
