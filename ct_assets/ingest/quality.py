@@ -144,6 +144,12 @@ def _rules(*, day: dt.date, labels: Sequence[str], reject_text_chars: int) -> di
     return {code: expr.fill_null(False) for code, expr in rules.items()}
 
 
+def _select_exactly(frame: pl.DataFrame, names: list[str]) -> pl.DataFrame:
+    """The named columns, in order, by position: ``select("*")`` or ``select("^a.*$")`` would be
+    a wildcard or a regex, and a user's extra column may be called exactly that."""
+    return frame.select(pl.nth(*[frame.columns.index(name) for name in names]))
+
+
 def split_rows(
     raw: pl.DataFrame,
     *,
@@ -172,13 +178,8 @@ def split_rows(
     )
 
     bad = pl.col("reason").is_not_null()
-    quarantine = flagged.filter(bad).select([*raw_columns, "reason", "reasons"])
-    clean = (
-        flagged.filter(~bad)
-        .drop("text")
-        .rename({_TEXT: "text"})
-        .select([*CLEAN_COLUMNS, *extras])
-    )
+    quarantine = _select_exactly(flagged.filter(bad), [*raw_columns, "reason", "reasons"])
+    clean = _select_exactly(flagged.filter(~bad).drop("text").rename({_TEXT: "text"}), [*CLEAN_COLUMNS, *extras])
 
     if clean.height + quarantine.height != raw.height:
         raise AssertionError(

@@ -14,7 +14,7 @@ from functools import cached_property
 from pathlib import Path
 
 import polars as pl
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, EnvVar
 
 from ct_assets.evaluation.calibration import Calibration
 from ct_assets.evaluation.monitoring import day_performance
@@ -91,5 +91,15 @@ class ModelRegistryResource(ConfigurableResource):
 def resolved(registry: ModelRegistryResource) -> ModelRegistryResource:
     """The resource with EnvVar fields read now. Dagster does this for steps; code that uses
     the resource outside a run (the CLI, ct demo, the human jobs' binding) must do it too,
-    or an EnvVar field would read as the variable's name."""
-    return registry.process_config_and_initialize()
+    or an EnvVar field would read as the variable's name. Read by hand rather than through
+    ``process_config_and_initialize``: that builds an ephemeral instance and leaves it set as
+    the process's current defs-state storage, which breaks the next Definitions load."""
+    values = {}
+    for name in type(registry).model_fields:
+        value = getattr(registry, name)
+        if isinstance(value, EnvVar):
+            if value.get_value() is None:
+                raise ValueError(f"registry.{name}: environment variable {value.env_var_name} is not set")
+            value = value.get_value()
+        values[name] = value
+    return type(registry)(**values)

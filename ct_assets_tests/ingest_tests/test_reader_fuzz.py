@@ -138,3 +138,17 @@ def test_csv_columns_round_trip_or_raise_naming_the_file(header, cells, bom):
             for name, value in zip(columns[len(REQUIRED_COLUMNS):], row[len(REQUIRED_COLUMNS):]):
                 # An empty CSV field is null (docs/CONTRACTS.md).
                 assert day.frame[renames.get(name, name)][i] == (value or None)
+
+
+def test_extra_columns_named_like_a_wildcard_or_a_regex_are_kept_as_named():
+    # Found by the fuzz test above: polars reads select("*") as every column and "^...$" as a
+    # regex, so a user's extra called "*" duplicated the whole row in the quarantine split.
+    rows = [{"event_id": "a", "event_ts": "2026-09-01T10:00:00Z", "text": "where is my parcel", "label": "shipping",
+             "label_ts": "2026-09-01T10:00:00Z", "*": 1, "^text$": "x"},
+            {"event_id": "b", "event_ts": "not a time", "text": "late", "label": "shipping",
+             "label_ts": "2026-09-01T10:00:00Z", "*": 2, "^text$": "y"}]
+    tmp, landing = _landing({"d.jsonl": "".join(json.dumps(r) + "\n" for r in rows).encode()})
+    with tmp:
+        _, result = _read_and_split(landing)
+    assert result.clean["*"].to_list() == [1] and result.clean["^text$"].to_list() == ["x"]
+    assert result.quarantine["*"].to_list() == [2] and result.quarantine["^text$"].to_list() == ["y"]
