@@ -36,6 +36,7 @@ from ct_assets.registry.guards import (
     RegistryError,
     RegistryUnavailableError,
     classify_failures,
+    exclusive_lock,
     registry_lock,
 )
 from ct_assets.registry.records import (
@@ -111,7 +112,15 @@ class AdapterRegistry:
                         con.rollback()
                     finally:
                         con.close()
-                self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+                client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+                if self._db is not None:
+                    # Opening a SQLite store migrates it; two processes doing so at once on a new db
+                    # (ct serve, a training worker) collide on alembic's temp tables. Its own lock
+                    # file: this process may already hold the alias lock.
+                    with exclusive_lock(self._db.with_name(self._db.name + ".init.lock"), self.lock_timeout_s):
+                        client._tracking_client.store  # noqa: B018 -- opening the store migrates it
+                        client._get_registry_client().store  # noqa: B018
+                self._client = client
         return self._client
 
     def _ensure_model(self) -> None:
