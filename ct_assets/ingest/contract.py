@@ -16,22 +16,23 @@ docs/CONTRACTS.md. Three outcomes only, for every kind of bad input:
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 from upath import UPath
 
-from ct_assets.core.schema import RAW_SCHEMA, STRING_COLUMNS, TIMESTAMP_COLUMNS
+from ct_assets.core.schema import RAW_SCHEMA
 from ct_assets.ingest.extras import clash_renames, exact_column
 from ct_assets.ingest.formats import READERS, LandingFileError, Record
+from ct_assets.ingest.native import read_native
+from ct_assets.ingest.records import core_frame, parse_timestamp
 
 SUFFIXES = tuple(READERS)
 # "a.jsonl.gz": data the reader cannot read; an error, so it is not mistaken for noise.
 COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".zip", ".7z", ".lz4", ".snappy")
 
-__all__ = ["RAW_SCHEMA", "EmptyDayError", "LandingDay", "LandingFileError", "read_landing_day"]
+__all__ = ["RAW_SCHEMA", "EmptyDayError", "LandingDay", "LandingFileError", "parse_timestamp", "read_landing_day"]
 
 
 class EmptyDayError(ValueError):
@@ -75,52 +76,10 @@ def empty_raw_frame() -> pl.DataFrame:
     return pl.DataFrame(schema=RAW_SCHEMA)
 
 
-def parse_timestamp(value: object) -> dt.datetime | None:
-    """ISO-8601 to an aware UTC datetime; None when missing or unparseable.
-
-    A naive timestamp is read as UTC: the contract says timestamps are UTC.
-    """
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime):
-        return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=dt.timezone.utc) if parsed.tzinfo is None else parsed.astimezone(dt.timezone.utc)
-
-
-def _raw_string(value: object) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    return json.dumps(value)
-
-
 def _coerce(rows: list[tuple[str, Record]]) -> tuple[pl.DataFrame, dict[str, str]]:
     """The day's records as the raw frame; extras typed exactly (ct_assets.ingest.extras)."""
-    cols: dict[str, list] = {name: [] for name in RAW_SCHEMA}
+    frame = core_frame(rows)
     extra_names = list(dict.fromkeys(k for _, (_, rec, _) in rows for k in rec if k not in RAW_SCHEMA))
-    for rel_name, (line_no, rec, findings) in rows:
-        errors = [findings] if findings else []
-        for name in STRING_COLUMNS:
-            value = rec.get(name)
-            if value is not None and not isinstance(value, str):
-                errors.append(f"{name}: expected string, got {type(value).__name__}")
-                value = _raw_string(value)
-            cols[name].append(value)
-        for name in TIMESTAMP_COLUMNS:
-            value = rec.get(name)
-            cols[name].append(parse_timestamp(value))
-            cols[f"_raw_{name}"].append(_raw_string(value))
-        cols["_source_file"].append(rel_name)
-        cols["_line"].append(line_no)
-        cols["_type_errors"].append("; ".join(errors) or None)
-    frame = pl.DataFrame(cols, schema=RAW_SCHEMA)
     json_text: dict[str, str] = {}
     extras = []
     for name in extra_names:
@@ -222,12 +181,33 @@ def list_day_files(landing: Path, day: dt.date) -> tuple[list[Path], list[tuple[
     return files, skipped
 
 
-def read_landing_day(landing: Path, day: dt.date, *, fail_on_empty: bool = False) -> LandingDay:
-    """All of one day's landing files as the raw frame (docs/CONTRACTS.md)."""
+def read_landing_day(landing: Path, day: dt.date, *, fail_on_empty: bool = False, native: bool = True) -> LandingDay:
+    """All of one day's landing files as the raw frame (docs/CONTRACTS.md).
+
+    ``native=False`` reads every row in Python (``_read_strict``): the reference the native
+    reader (native.py) must equal, frame for frame; it stays callable so tests can compare.
+    """
     partition = day.isoformat()
     files, skipped = list_day_files(landing, day)
-    read = [(relative_name(path, landing), READERS[path.suffixes[-1].lower()](path, partition))
-            for path in files]
+    rels = [relative_name(path, landing) for path in files]
+    if native:
+        frame, json_text, renamed = read_native(files, rels, partition)
+    else:
+        frame, json_text, renamed = _read_strict(files, rels, partition)
+    if frame.height == 0 and fail_on_empty:
+        raise EmptyDayError(f"partition {partition}: no rows in {day_dir(landing, day)} (fail_on_empty_day is on)")
+    return LandingDay(
+        frame=frame,
+        files=tuple(files),
+        bytes_read=sum(p.stat().st_size for p in files),
+        skipped=tuple(skipped),
+        json_text_columns=json_text,
+        renamed_columns=renamed,
+    )
+
+
+def _read_strict(files: list, rels: list[str], partition: str):
+    read = [(rel, READERS[path.suffixes[-1].lower()](path, partition)) for path, rel in zip(files, rels)]
     # One rename map for the whole day: per file, `_line` of a file without `source__line`
     # and the genuine `source__line` of another file would land in one column.
     clashes = clash_renames(dict.fromkeys(k for _, records in read for _, rec, _ in records for k in rec))
@@ -240,13 +220,4 @@ def read_landing_day(landing: Path, day: dt.date, *, fail_on_empty: bool = False
             records = [(n, {clashes.get(k, k): v for k, v in rec.items()}, f) for n, rec, f in records]
         rows += [(rel, r) for r in records]
     frame, json_text = _coerce(rows) if rows else (empty_raw_frame(), {})
-    if frame.height == 0 and fail_on_empty:
-        raise EmptyDayError(f"partition {partition}: no rows in {day_dir(landing, day)} (fail_on_empty_day is on)")
-    return LandingDay(
-        frame=frame,
-        files=tuple(files),
-        bytes_read=sum(p.stat().st_size for p in files),
-        skipped=tuple(skipped),
-        json_text_columns=json_text,
-        renamed_columns=renamed,
-    )
+    return frame, json_text, renamed

@@ -84,38 +84,45 @@ def _has_lone_surrogate(value: object) -> bool:
     return False
 
 
+def parse_json_line(line: str, line_no: int, path: Path, partition: str) -> Record:
+    """One non-blank JSONL line as a record, strictly (the reference the native reader keeps)."""
+    duplicates: list[str] = []
+
+    def pairs(items):
+        obj: dict = {}
+        for key, value in items:
+            if key in obj:
+                duplicates.append(
+                    f"{DUPLICATE_KEY_PREFIX}{key!r} (values {json.dumps(obj[key], ensure_ascii=False)}"
+                    f" and {json.dumps(value, ensure_ascii=False)}; the first is kept)"
+                )
+                continue
+            obj[key] = value
+        return obj
+
+    try:
+        rec = json.loads(line, object_pairs_hook=pairs, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as err:
+        raise LandingFileError(path, partition, f"line {line_no} is not valid JSON: {err.msg}") from None
+    except _NotJson as err:
+        raise LandingFileError(path, partition, f"line {line_no} is not valid JSON: {err}") from None
+    except RecursionError:
+        raise LandingFileError(path, partition, f"line {line_no} is nested too deeply to read") from None
+    if not isinstance(rec, dict):
+        raise LandingFileError(path, partition, f"line {line_no} is a {type(rec).__name__}, not an object")
+    if "\\u" in line and _has_lone_surrogate(rec):
+        raise LandingFileError(path, partition, f"line {line_no} holds an unpaired surrogate escape (not UTF-8)")
+    return line_no, rec, "; ".join(duplicates) or None
+
+
+def is_blank_json(line: str) -> bool:
+    return not line.strip(_JSON_WS)
+
+
 def read_jsonl(path: Path, partition: str) -> list[Record]:
-    records: list[Record] = []
-    for line_no, line in enumerate(decode(path, partition).split("\n"), start=1):
-        if not line.strip(_JSON_WS):
-            continue
-        duplicates: list[str] = []
-
-        def pairs(items, duplicates=duplicates):
-            obj: dict = {}
-            for key, value in items:
-                if key in obj:
-                    duplicates.append(
-                        f"{DUPLICATE_KEY_PREFIX}{key!r} (values {json.dumps(obj[key], ensure_ascii=False)}"
-                        f" and {json.dumps(value, ensure_ascii=False)}; the first is kept)"
-                    )
-                    continue
-                obj[key] = value
-            return obj
-
-        try:
-            rec = json.loads(line, object_pairs_hook=pairs, parse_constant=_refuse_constant)
-        except json.JSONDecodeError as err:
-            raise LandingFileError(path, partition, f"line {line_no} is not valid JSON: {err.msg}") from None
-        except _NotJson as err:
-            raise LandingFileError(path, partition, f"line {line_no} is not valid JSON: {err}") from None
-        except RecursionError:
-            raise LandingFileError(path, partition, f"line {line_no} is nested too deeply to read") from None
-        if not isinstance(rec, dict):
-            raise LandingFileError(path, partition, f"line {line_no} is a {type(rec).__name__}, not an object")
-        if "\\u" in line and _has_lone_surrogate(rec):
-            raise LandingFileError(path, partition, f"line {line_no} holds an unpaired surrogate escape (not UTF-8)")
-        records.append((line_no, rec, "; ".join(duplicates) or None))
+    records = [parse_json_line(line, line_no, path, partition)
+               for line_no, line in enumerate(decode(path, partition).split("\n"), start=1)
+               if not is_blank_json(line)]
     if records:
         check_columns({k for _, r, _ in records for k in r}, path, partition)
     return records
@@ -161,7 +168,8 @@ def _check_header(header: list[str], path: Path, partition: str) -> None:
         seen.add(name)
 
 
-def read_parquet(path: Path, partition: str) -> list[Record]:
+def parquet_frame(path: Path, partition: str) -> pl.DataFrame:
+    """The Parquet file as read, once its contract columns have acceptable types."""
     try:
         # polars reads a local path itself; an object-store file (a UPath) arrives as bytes.
         frame = pl.read_parquet(path if isinstance(path, Path) else io.BytesIO(path.read_bytes()))
@@ -175,7 +183,11 @@ def read_parquet(path: Path, partition: str) -> list[Record]:
         dtype = frame.schema[name]
         if not (dtype in (pl.Utf8, pl.Null) or isinstance(dtype, pl.Datetime)):
             raise LandingFileError(path, partition, f"column {name!r} has type {dtype}, expected timestamp or ISO string")
-    return [(n, rec, None) for n, rec in enumerate(frame.to_dicts(), start=1)]
+    return frame
+
+
+def read_parquet(path: Path, partition: str) -> list[Record]:
+    return [(n, rec, None) for n, rec in enumerate(parquet_frame(path, partition).to_dicts(), start=1)]
 
 
 # Lower-case suffix -> reader. .json and .ndjson are JSON Lines too (one object a line).
