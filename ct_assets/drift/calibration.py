@@ -16,7 +16,9 @@ whose threshold is ``"auto"`` gets one from a *null distribution*: the scores th
 
 The held-out rows keep only the labels known by the end of their own day, as a current
 day's rows do when drift_report scores it (labels arrive late), so the label scores of
-the null see as many labels as a real day's.
+the null see as many labels as a real day's. The null is scored with the day's caps
+(``drift.sample_rows``, ``drift.max_rows``, both in the cache key), so a large day's
+sampled scores are judged against sampled null scores, never against whole-frame ones.
 
 Budget -> threshold (``per_day_flag_rate`` and ``per_metric_alpha``). The drift trigger
 fires when ``k`` of the last ``n`` days flag, and a day flags when *any* metric exceeds its
@@ -255,7 +257,7 @@ def calibrate(reference: pl.DataFrame, *, labels: Sequence[str], drift: DriftSet
     for i, (rest, held) in enumerate(pairs):
         result = score_drift(rest, same_day_labels(held), labels=labels, min_rows=drift.min_rows,
                              min_labelled_rows=drift.min_labelled_rows, sample_rows=drift.sample_rows,
-                             seed=seed + i)
+                             max_rows=drift.max_rows, seed=seed + i)
         for m in METRICS:
             if result.scores[m] is not None:
                 null[m].append(float(result.scores[m]))
@@ -280,7 +282,8 @@ def cache_key(reference: pl.DataFrame, *, labels: Sequence[str], drift: DriftSet
     digest = hashlib.sha256()
     params = {"version": CALIBRATION_VERSION, "labels": list(labels), "seed": seed,
               "min_rows": drift.min_rows, "min_labelled_rows": drift.min_labelled_rows,
-              "sample_rows": drift.sample_rows, "calibration_samples": drift.calibration_samples}
+              "sample_rows": drift.sample_rows, "max_rows": drift.max_rows,
+              "calibration_samples": drift.calibration_samples}
     digest.update(json.dumps(params, sort_keys=True).encode())
     if reference.height:
         rows = reference.select(_CONTENT_COLUMNS).sort(["event_id", "text"], nulls_last=True)

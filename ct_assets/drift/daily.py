@@ -87,5 +87,6 @@ def drift_of_day(
         top_new_terms=drift.top_new_terms,
         min_term_count=drift.min_term_count,
         sample_rows=drift.sample_rows,
+        max_rows=drift.max_rows,
         seed=day.toordinal(),
     )

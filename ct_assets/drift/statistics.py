@@ -205,7 +205,7 @@ def compute_drift(
     ``labels`` and the day's rows read (clean + quarantined); by default only what
     ``current`` itself holds. ``scoring``: the keyword arguments of
     ``drift.scores.score_drift`` (min_rows, min_labelled_rows, top_new_terms,
-    min_term_count, sample_rows, seed, concept_min_rows), defaults the settings' own.
+    min_term_count, sample_rows, max_rows, seed, concept_min_rows), defaults the settings' own.
     """
     missing = [m for m in METRICS if m not in thresholds]
     if missing:
