@@ -95,6 +95,10 @@ class QualitySettings(_Strict):
     reject_text_chars: int = Field(default=10_000, ge=1, description="texts longer than this are quarantined")
     mask_emails: bool = True
     mask_phones: bool = True
+    gx_sample_rows: int = Field(
+        default=50_000, ge=1000, description="Great Expectations validates a seeded sample of at most this many "
+        "clean rows (the per-row quality rules already checked every row; GX is the declarative second "
+        "opinion), so its cost does not grow with the day")
 
     @model_validator(mode="after")
     def _limits(self) -> "QualitySettings":
@@ -137,6 +141,13 @@ class DriftSettings(_Strict):
     top_new_terms: int = Field(default=15, ge=1)
     min_term_count: int = Field(default=3, ge=1)
     sample_rows: int = Field(default=2000, ge=50, description="cap per side for the domain classifier")
+    monitoring_sample_rows: int | None = Field(
+        default=20_000, ge=100, description="rows of a larger day drift_report scores the champion on (a seeded "
+        "label-stratified sample); null scores every row")
+    max_rows: int = Field(
+        default=10_000, ge=1000, description="cap per side for concept_shift's current rows (a seeded sample "
+        "stratified by label), oov_rate and length_ks (seeded samples): a larger side is scored on a sample, "
+        "so drift costs the same at any day size; days at or below it are scored on every row")
     calibration_samples: int = Field(
         default=20, ge=5, le=500, description="null scores per metric for the \"auto\" thresholds: every "
         "reference day left out once, topped up with day-sized resamples of the reference to this many")

@@ -35,8 +35,16 @@ EMAIL_TOKEN = "<EMAIL>"
 PHONE_TOKEN = "<PHONE>"
 
 # Whitespace including the Unicode separators (NBSP, U+2028, ...): `\s` is Unicode-aware
-# in polars' Rust regex engine.
-_WHITESPACE = r"\s+"
+# in polars' Rust regex engine. Written as "a run of 2+, or one that is not a space" so a
+# lone space (most matches of a plain `\s+`) is not rewritten: the same output as `\s+` ->
+# " " (a maximal run of 2+ is matched whole, from its first character, by the first
+# branch), ~3x faster at 200k rows.
+_WHITESPACE = r"\s\s+|[^ \S]"
+# A text with no character at or above U+0300 (the first combining mark) is already NFC:
+# checked with unicodedata, every code point below it is NFC-stable and none is the second
+# part of a canonical composition. Most texts are such (94% of the simulator's), so only
+# the others pay for the normalisation (~0.35 s of ~0.8 s at 200k rows).
+_MAY_NEED_NFC = r"[^\x00-\x{2FF}]"
 # Control characters that are not whitespace. \s already covers \t \n \r \v \f and U+0085,
 # which step 2 turns into spaces, so only the rest is removed.
 _CONTROL = r"[\p{Cc}&&[^\s]]"
@@ -79,7 +87,7 @@ def normalize_text(
     if max_chars < 1:
         raise ValueError(f"max_chars must be >= 1, got {max_chars}")
     out = (
-        expr.str.normalize("NFC")
+        expr.map_batches(_nfc, return_dtype=pl.String, is_elementwise=True)
         .str.replace_all(_CONTROL, "")
         .str.replace_all(_BOM, "", literal=True)
         .str.replace_all(_WHITESPACE, " ")
@@ -91,6 +99,14 @@ def normalize_text(
         out = out.str.replace_all(_PHONE, "${1}" + PHONE_TOKEN)
     # Truncation can leave a joiner or a space at the new end: strip the ends again.
     return out.str.slice(0, max_chars).str.replace_all(_INVISIBLE_ENDS, "")
+
+
+def _nfc(texts: pl.Series) -> pl.Series:
+    """``texts.str.normalize("NFC")``, computed only on the texts that may change."""
+    needs = texts.str.contains(_MAY_NEED_NFC).fill_null(False)
+    if not needs.any():
+        return texts
+    return texts.scatter(needs.arg_true(), texts.filter(needs).str.normalize("NFC"))
 
 
 def normalize_series(

@@ -131,7 +131,8 @@ def _rules(*, day: dt.date, labels: Sequence[str], reject_text_chars: int) -> di
         "missing_text": pl.col("text").is_null(),
         # No visible character: whitespace and format characters (Cf: zero-width, bidi
         # controls, BOM, tag characters) alone carry no content, whatever is left of them.
-        "empty_text": pl.col(_TEXT).str.replace_all(r"[\s\p{Cf}]", "") == "",
+        # "has no character but whitespace/format ones", asked without rewriting the text.
+        "empty_text": (~pl.col(_TEXT).str.contains(r"[^\s\p{Cf}]")).fill_null(False),
         "text_too_long": pl.col("text").str.len_chars() > reject_text_chars,
         "mojibake": pl.col("text").str.contains(MOJIBAKE_PATTERN),
         "unknown_label": pl.col("label").is_not_null()
