@@ -39,10 +39,16 @@ def _champion_md(row: dict) -> str:
         return "\n\n**Champion:** none yet, so the reference is the configured range."
     acc = row["champion_accuracy"]
     mix = json.loads(row["champion_prediction_mix"])
+    ci = (f" (95% CI {row['champion_accuracy_ci_low']}-{row['champion_accuracy_ci_high']})"
+          if row["champion_accuracy_ci_low"] is not None else "")
+    sampled = row["champion_scored_rows"] < row["champion_total_rows"]
+    scored = (f"scored on a label-stratified sample of {row['champion_scored_rows']} of "
+              f"{row['champion_total_rows']} rows" if sampled else f"scored on all {row['champion_scored_rows']} rows")
     return (
-        f"\n\n**Champion v{row['champion_version']}:** accuracy {acc if acc is not None else 'n/a'} "
+        f"\n\n**Champion v{row['champion_version']}:** accuracy {acc if acc is not None else 'n/a'}{ci} "
         f"on {row['champion_labelled_rows']} labelled rows; label-free estimate "
-        f"{row['champion_estimated_accuracy']}\n\n" + markdown.counts(mix, "predicted label")
+        f"{row['champion_estimated_accuracy']}; {scored}\n\n"
+        + markdown.counts(mix, "predicted label" + (" (in the sample)" if sampled else ""))
     )
 
 
@@ -68,10 +74,16 @@ def _day_metadata(row: dict, result, meta: dict) -> dict:
     }
     # Scores as top-level numbers too, so the UI plots each metric across partitions.
     metadata.update({name: value for name, value in meta["scores"].items() if value is not None})
-    for key in ("champion_accuracy", "champion_estimated_accuracy"):
+    for key in ("champion_accuracy", "champion_estimated_accuracy", "champion_accuracy_ci_low",
+                "champion_accuracy_ci_high", "champion_scored_rows", "champion_total_rows"):
         if row[key] is not None:
             metadata[key] = row[key]
     return metadata
+
+
+# The champion-scoring columns of a day nobody scored (blocked, or no champion yet).
+_NO_SCORING = {"champion_accuracy_ci_low": None, "champion_accuracy_ci_high": None,
+               "champion_scored_rows": 0, "champion_total_rows": 0}
 
 
 def _blocked_row(key: str, checks: list[str]) -> tuple[dict, dict]:
@@ -80,7 +92,7 @@ def _blocked_row(key: str, checks: list[str]) -> tuple[dict, dict]:
               "validated_window and drift_report for it")
     row = {"partition": key, "verdict": "blocked", "verdict_reason": reason, "reference": "-",
            "champion_version": None, "champion_accuracy": None, "champion_labelled_rows": 0,
-           "champion_estimated_accuracy": None, "champion_prediction_mix": "{}", "clean_labelled_rows": 0,
+           **_NO_SCORING, "champion_estimated_accuracy": None, "champion_prediction_mix": "{}", "clean_labelled_rows": 0,
            "unknown_labels": "{}"}
     metadata = {"verdict": "blocked", "verdict_reason": reason,
                 "report": MetadataValue.md(f"**Verdict: blocked**: {reason}")}
@@ -138,7 +150,9 @@ def build_drift_assets(settings: Settings, partitions_def, automation=None) -> l
             result = drift_of_day(reference, current, quarantine=quarantined_rows[key], day=day, labels=labels,
                                   drift=settings.drift, k=settings.triggers.drift_k, n=settings.triggers.drift_n,
                                   cache_dir=cache, reference_gap=gap)
-            perf = registry.performance_on(current, champion)
+            # A big day is scored on a seeded sample (keyed by the day, so a rerun scores the same rows).
+            perf = registry.performance_on(current, champion, sample_rows=settings.drift.monitoring_sample_rows,
+                                           seed=key)
             meta = result.to_metadata()
             row = {
                 "partition": key,
@@ -148,6 +162,10 @@ def build_drift_assets(settings: Settings, partitions_def, automation=None) -> l
                 "champion_version": perf.get("version"),
                 "champion_accuracy": perf.get("accuracy"),
                 "champion_labelled_rows": perf.get("labelled_rows", 0),
+                "champion_accuracy_ci_low": perf.get("accuracy_ci_low"),
+                "champion_accuracy_ci_high": perf.get("accuracy_ci_high"),
+                "champion_scored_rows": perf.get("scored_rows", 0),
+                "champion_total_rows": perf.get("total_rows", 0),
                 "champion_estimated_accuracy": perf.get("estimated_accuracy"),
                 "champion_prediction_mix": json.dumps(perf.get("prediction_mix", {}), sort_keys=True),
                 "clean_labelled_rows": current.filter(pl.col("label").is_not_null()).height,

@@ -73,6 +73,7 @@ def build_resources(settings: Settings, home: CtHome) -> dict:
             model_name=MODEL_NAME,
             cache_dir=str(home.adapter_cache),
             max_length=settings.training.max_length,
+            inference_precision=settings.training.inference_precision,
         ),
         # Where lora_adapter's training process runs (CT_TRAINING_LAUNCHER: subprocess | k8s).
         "training_launcher": build_launcher(),

@@ -4,7 +4,10 @@ The one entry point for prediction: the eval report, the drift report and the sh
 all use it, and MLflow's own loader reaches ``predictor_from_dir`` through
 registry.pyfunc, so both paths run the same base check. Versions are immutable, so a
 downloaded, digest-verified adapter is cached on disk per version and a loaded predictor
-in memory per (registry, version).
+in memory per (registry, version, max_length, batch_size, device, precision).
+
+``precision`` ("auto" | "fp32" | "bf16" | "int8", training/predict.py) only changes the
+in-memory inference copy: the adapter in the registry is never merged or quantized.
 """
 
 from __future__ import annotations
@@ -56,12 +59,15 @@ def checked_base(manifest: dict, subject: str) -> BaseModelSpec:
 
 
 def predictor_from_dir(
-    adapter: Path, subject: str, *, max_length: int = 64, batch_size: int = 64, device: str = "auto"
+    adapter: Path, subject: str, *, max_length: int = 64, batch_size: int = 64, device: str = "auto",
+    precision: str = "fp32",
 ) -> Predictor:
     """Base (hash-checked) + the adapter directory ``adapter``, ready to ``predict(texts)``."""
     spec = checked_base(read_manifest(adapter), subject)
     model, tokenizer, labels = load_adapter(spec, adapter)
-    return Predictor(model, tokenizer, labels, max_length=max_length, batch_size=batch_size, device=device)
+    # The model was loaded for this predictor alone: merge in place, no second copy in memory.
+    return Predictor(model, tokenizer, labels, max_length=max_length, batch_size=batch_size, device=device,
+                     precision=precision, copy_model=False)
 
 
 def adapter_dir_for(registry, version: int, cache_dir: Path) -> Path:
@@ -80,16 +86,17 @@ def load_predictor(
     max_length: int = 64,
     batch_size: int = 64,
     device: str = "auto",
+    precision: str = "fp32",
 ) -> Predictor:
     """Base + adapter of a registered version, ready to ``predict(texts)``."""
     version = resolve_version(registry, alias_or_version)
-    key = (registry.tracking_uri, registry.model_name, version, max_length, batch_size, device)
+    key = (registry.tracking_uri, registry.model_name, version, max_length, batch_size, device, precision)
     if key in _LOADED:
         _LOADED.move_to_end(key)
         return _LOADED[key]
     adapter = adapter_dir_for(registry, version, Path(cache_dir))
     predictor = predictor_from_dir(adapter, f"version {version}", max_length=max_length,
-                                   batch_size=batch_size, device=device)
+                                   batch_size=batch_size, device=device, precision=precision)
     _LOADED[key] = predictor
     while len(_LOADED) > _MAX_LOADED:
         _LOADED.popitem(last=False)

@@ -17,7 +17,7 @@ import polars as pl
 from dagster import ConfigurableResource, EnvVar
 
 from ct_assets.evaluation.calibration import Calibration
-from ct_assets.evaluation.monitoring import day_performance
+from ct_assets.evaluation.monitoring import day_performance, monitoring_sample
 from ct_assets.registry.loader import adapter_dir_for, load_predictor
 from ct_assets.registry.records import ModelVersionInfo
 
@@ -31,6 +31,7 @@ class ModelRegistryResource(ConfigurableResource):
     cache_dir: str
     max_length: int = 64
     batch_size: int = 64
+    inference_precision: str = "auto"  # training.inference_precision
     # A lock file, or registry.guards.PG_ADVISORY_LOCK; None: beside the SQLite db.
     lock: str | None = None
 
@@ -70,21 +71,28 @@ class ModelRegistryResource(ConfigurableResource):
     def predictor(self, alias_or_version: int | str):
         return load_predictor(
             self.registry, alias_or_version, Path(self.cache_dir),
-            max_length=self.max_length, batch_size=self.batch_size,
+            max_length=self.max_length, batch_size=self.batch_size, precision=self.inference_precision,
         )
 
     def calibration(self, version: int) -> Calibration | None:
         record = self.version(version).evaluation
         return Calibration.from_json(record.calibration_json) if record and record.calibration_json else None
 
-    def performance_on(self, frame: pl.DataFrame, version: int | None = None) -> dict:
-        """A version's (default: the champion's) accuracy on the frame's labelled rows,
-        its label-free estimate and prediction mix; {} when there is no such model."""
+    def performance_on(self, frame: pl.DataFrame, version: int | None = None, *,
+                       sample_rows: int | None = None, seed: int | str = 0) -> dict:
+        """A version's (default: the champion's) accuracy on the frame's labelled rows (with
+        its 95% interval), its label-free estimate and prediction mix; {} when there is no
+        such model. A frame over ``sample_rows`` rows is scored on a seeded label-stratified
+        sample of that size (evaluation/monitoring.py); None scores every row."""
         version = self.champion_version() if version is None else version
         if version is None or frame.height == 0:
             return {}
-        pred = self.predictor(version).predict(frame["text"].to_list())
-        perf = day_performance(pred.labels, pred.confidence, frame["label"].to_list(), self.calibration(version))
+        truth = frame["label"].to_list()
+        rows = monitoring_sample(truth, sample_rows, seed)
+        scored = frame if len(rows) == frame.height else frame[rows]
+        pred = self.predictor(version).predict(scored["text"].to_list())
+        perf = day_performance(pred.labels, pred.confidence, [truth[i] for i in rows], self.calibration(version),
+                               total_rows=frame.height)
         return {"version": version, **perf}
 
 

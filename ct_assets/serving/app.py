@@ -91,7 +91,8 @@ def create_app(settings: Settings, home: CtHome, *, accept_client_timestamps: bo
     registry = AdapterRegistry(home.mlflow_tracking_uri, home.mlflow_artifact_root, MODEL_NAME,
                                lock_path=home.registry_lock)
     source = RegistryModels(registry, home.adapter_cache, max_length=settings.training.max_length,
-                            batch_size=limits.max_batch, db_path=home.mlflow / "mlflow.db")
+                            batch_size=limits.max_batch, db_path=home.mlflow / "mlflow.db",
+                            precision=settings.training.inference_precision)
     models = ModelSlots(source, limits, metrics)
     prediction_log = CountedPredictionLog(home.resolve(settings.source.path, "source.path"),
                                           flush_rows=limits.log_flush_rows, flush_seconds=limits.log_flush_seconds,

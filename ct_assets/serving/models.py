@@ -59,9 +59,9 @@ class RegistryModels:
     """The registry under CT_HOME, as ct serve reads it: alias targets and predictors."""
 
     def __init__(self, registry, cache_dir: Path, *, max_length: int, batch_size: int,
-                 db_path: Path | None = None) -> None:
+                 db_path: Path | None = None, precision: str = "auto") -> None:
         self.registry, self.cache_dir = registry, Path(cache_dir)
-        self.max_length, self.batch_size = max_length, batch_size
+        self.max_length, self.batch_size, self.precision = max_length, batch_size, precision
         self.db_path = db_path
 
     def targets(self) -> Targets:
@@ -82,7 +82,7 @@ class RegistryModels:
     def predictor(self, version: int):
         """Blocking (download, base + adapter): call it in a thread."""
         return load_predictor(self.registry, version, self.cache_dir, max_length=self.max_length,
-                              batch_size=self.batch_size)
+                              batch_size=self.batch_size, precision=self.precision)
 
 
 class ModelSlots:
