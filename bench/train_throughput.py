@@ -13,7 +13,8 @@ which also writes its final resumable checkpoint; Trainer: tokenising the rows +
 outside it on both sides and reported separately.
 
 Rows:
-* ``project``: fit_adapter (length bucketing + per-batch dynamic padding).
+* ``project``: fit_adapter with its defaults (length bucketing + per-batch dynamic padding,
+  last layer computed for the [CLS] token only: ct_assets/training/speed.py).
 * ``trainer``: what a user would otherwise write: Trainer + DataCollatorWithPadding,
   random sampling (no length grouping).
 * ``trainer_grouped``: the same Trainer with train_sampling_strategy="group_by_length"
@@ -27,8 +28,13 @@ layers (embeddings are lookups, pooler/classifier run once per row and are <1.5%
 adds 3 × 4·d·r per adapted module (forward, activation grad, weight grad); attention
 scores and the weighted sum add 4·s·d per layer forward and twice that backward, 12·s·d·L.
 "Useful" FLOPs count real tokens at their own length; "executed" FLOPs count the padded
-batch (what the hardware actually did). Utilisation = FLOP/s / GEMM peak measured in
+batch (what the hardware actually did), less, on the project row, the last layer's work
+for every token but [CLS] that it skips (query/output/FFN and attention rows; keys and
+values still cover all tokens), so useful FLOPs can exceed executed there. Utilisation = FLOP/s / GEMM peak measured in
 the same run with torch.matmul at torch.get_num_threads() threads.
+
+``ablation``: steps/s per speed candidate (one setting changed from the project's
+defaults), measured in one more child on fixed batches, interleaved: bench/train_ablation.py.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ import time
 from pathlib import Path
 
 from bench.common import peak_rss_mb, quiet_child, ratio, run_child, write_child_result
+from bench.train_ablation import child_ablation
 
 NAME = "train_throughput"
 PATHS = ("project", "trainer", "trainer_grouped")
@@ -55,8 +62,8 @@ HPARAMS = {"batch_size": 32, "max_length": 64, "learning_rate": 1e-3, "weight_de
 # that work, so the headline ratios pair the runs *within* a round (adjacent in time, so
 # under similar load) and take the median over rounds; the per-path absolute figures are
 # each path's fastest round. Every round's time and load average are kept in the result.
-FULL = {"steps": 60, "heldout_rows": 320, "gemm_n": 2048, "rounds": 2}
-TINY = {"steps": 20, "heldout_rows": 64, "gemm_n": 512, "rounds": 1}
+FULL = {"steps": 60, "heldout_rows": 320, "gemm_n": 2048, "rounds": 2, "ablation": (6, 5)}  # (batches, repeats)
+TINY = {"steps": 20, "heldout_rows": 64, "gemm_n": 512, "rounds": 1, "ablation": (2, 1)}
 RSS_TARGET_MB = 2048
 
 
@@ -204,6 +211,7 @@ def child_project(args, data: dict) -> dict:
     r = outcome.result
     model, tokenizer, _ = load_adapter(data["base_dir"], outcome.adapter.directory)
     return {
+        "cls_only_last_layer": config.cls_only_last_layer,
         "steps": r.steps,
         "timed_seconds": r.train_seconds,
         "loop_samples_per_second": r.samples_per_second,  # optimizer steps only, the loop's own figure
@@ -338,7 +346,12 @@ def flops(row: dict, shape: dict, padded: bool) -> float:
     d, L, r = shape["hidden"], shape["layers"], LORA["r"]
     per_token = 4 * shape["encoder_linear_params"] + 12 * d * r * shape["lora_modules"]
     if padded:
-        return per_token * row["padded_tokens"] + 12 * d * L * row["padded_tokens_sq"]
+        skipped = 0.0
+        if row.get("cls_only_last_layer"):  # last layer: only K/V for tokens past the first
+            kept = 2 * d * d
+            skipped = (4 * (shape["encoder_linear_params"] / L - kept) * (row["padded_tokens"] - row["samples"])
+                       + 12 * d * (row["padded_tokens_sq"] - row["padded_tokens"]))
+        return per_token * row["padded_tokens"] + 12 * d * L * row["padded_tokens_sq"] - skipped
     return per_token * row["real_tokens"] + 12 * d * L * row["real_tokens_sq"]
 
 
@@ -364,7 +377,8 @@ def summarise(row: dict, shape: dict) -> dict:
         "heldout_accuracy": row["heldout_accuracy"],
         "trainable_params": row["trainable_params"],
         "cuda_peak_allocated_mb": row["cuda_peak_allocated_mb"],
-        **{k: row[k] for k in ("samples", "real_tokens", "padded_tokens", "adapter_bytes", "base_bytes") if k in row},
+        **{k: row[k] for k in ("samples", "real_tokens", "padded_tokens", "adapter_bytes", "base_bytes",
+                               "cls_only_last_layer") if k in row},
     }
 
 
@@ -393,6 +407,9 @@ def _run(tiny: bool, work: Path, device: str, precision: str, steps: int | None,
     for i in range(size["rounds"]):
         for p in PATHS if i % 2 == 0 else PATHS[::-1]:
             runs[p].append(run_child("bench.train_throughput", ["--child", p, *common], timeout=timeout))
+    batches, repeats = size["ablation"]
+    ablation = run_child("bench.train_throughput",
+                         ["--child", "ablation", *common, "--ablation", f"{batches},{repeats}"], timeout=timeout)
     rows = {}
     for p, done in runs.items():
         best = min(done, key=lambda r: r["timed_seconds"])
@@ -416,6 +433,9 @@ def _run(tiny: bool, work: Path, device: str, precision: str, steps: int | None,
         "machine_peak": shape,
         "rounds": size["rounds"],
         "paths": rows,
+        # candidate -> median steps/s (fixed batches; see bench/train_ablation.py); details below.
+        "ablation": {k: round(v["steps_per_second"], 4) for k, v in ablation["candidates"].items()},
+        "ablation_detail": ablation,
         "ratios": {
             # Same rows on every path, so samples/s ratio = time ratio inverted.
             "samples_per_second_vs_trainer": paired("trainer"),
@@ -438,7 +458,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     parser.add_argument("--steps", type=int)
-    parser.add_argument("--child", choices=("peak", *PATHS))
+    parser.add_argument("--child", choices=("peak", "ablation", *PATHS))
+    parser.add_argument("--ablation", default="6,5", help="batches,repeats of the ablation child")
     parser.add_argument("--data")
     parser.add_argument("--gemm-n", type=int, default=FULL["gemm_n"])
     parser.add_argument("--result-file")
@@ -446,7 +467,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         quiet_child()
         data = json.loads(Path(args.data).read_text())
+        batches, repeats = (int(x) for x in args.ablation.split(","))
         handlers = {"peak": lambda: child_peak(args, data), "project": lambda: child_project(args, data),
+                    "ablation": lambda: child_ablation(args, data, LORA, HPARAMS, batches, repeats),
                     "trainer": lambda: child_trainer(args, data, grouped=False),
                     "trainer_grouped": lambda: child_trainer(args, data, grouped=True)}
         write_child_result(args.result_file, handlers[args.child]())

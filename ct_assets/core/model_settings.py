@@ -45,6 +45,10 @@ class TrainingSettings(_Strict):
     max_length: int = Field(default=64, ge=8)
     batch_size: int = Field(default=32, ge=1)
     max_epochs: int = Field(default=2, ge=1)
+    inference_precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
+        default="auto", description="every Predictor (eval, monitoring, shadow, serving): auto is bf16 on a CUDA "
+        "GPU, fp32 on CPU; int8 (CPU dynamic quantization) and bf16 trade a measured accuracy delta for speed "
+        "(bench/inference.py)")
     # Above 1 no optimiser this trains with (AdamW on a LoRA adapter) converges.
     learning_rate: float = Field(default=5e-3, gt=0.0, le=1.0)
     patience: int = Field(default=2, ge=1, description="evals without improvement before stopping")
@@ -53,6 +57,14 @@ class TrainingSettings(_Strict):
     ewc_lambda: float = Field(default=0.0, ge=0.0)
     warm_start: bool = True
     seed: int = 13
+    # Step-speed options (ct_assets/training/speed.py has the measurements behind them).
+    cls_only_last_layer: bool = Field(default=True, description="last layer computes token 0 only (exact)")
+    num_threads: int = Field(default=0, ge=0, description="intra-op threads while training; 0 = torch's")
+    pad_multiple: int = Field(default=1, ge=1, description="pad each batch's width to a multiple of this")
+    compile: bool = Field(default=False, description="torch.compile the training forward (dynamic shapes)")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        default="auto", description="training autocast: auto is bf16 (fp16 on old GPUs) on CUDA, fp32 on CPU; "
+        "bf16 on a CPU with avx512_bf16/AMX is faster but not the fp32 trajectory")
     lora: LoraSettings = LoraSettings()
     base: BaseModelSettings = BaseModelSettings()
 

@@ -130,7 +130,24 @@ def _new_runner(docs_dir: Path) -> _Runner:
     return _Runner(context=context, batch_definition=batch_definition, lock=threading.Lock())
 
 
+_GX_IMPORT_LOCK = threading.Lock()
+
+
+def _import_gx() -> None:
+    """Import GX (the modules used here) in one thread at a time: the background warm-up and
+    a step's first ``validate_clean`` importing it at once saw a half-initialised module
+    ("cannot import name 'ExpectationSuite'", GX's own import cycles). Once imported, this
+    is a few dict lookups."""
+    with _GX_IMPORT_LOCK:
+        import great_expectations  # noqa: F401
+        import great_expectations.checkpoint  # noqa: F401
+        import great_expectations.core.run_identifier  # noqa: F401
+        import great_expectations.data_context.types.base  # noqa: F401
+        import great_expectations.expectations  # noqa: F401
+
+
 def _runner(docs_dir: Path) -> _Runner:
+    _import_gx()
     key = docs_dir.resolve()
     with _RUNNERS_LOCK:
         if key not in _RUNNERS:
@@ -140,6 +157,7 @@ def _runner(docs_dir: Path) -> _Runner:
 
 def build_suite(*, labels: Sequence[str], max_text_chars: int) -> Any:
     """The clean-frame suite (a GX ExpectationSuite, not yet added to a context)."""
+    _import_gx()
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
@@ -287,6 +305,7 @@ def validate_clean(
     """Validate one clean partition (a seeded sample of ``sample_rows`` rows when it is
     larger, ``quality.gx_sample_rows``), add it to the Data Docs under ``docs_dir``."""
     started = time.perf_counter()
+    _import_gx()
     from great_expectations.core.run_identifier import RunIdentifier
 
     if not _RUN_NAME.match(run_name):

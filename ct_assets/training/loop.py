@@ -43,11 +43,14 @@ from ct_assets.training.predict import (
     resolve_device,
     sorted_batches,
 )
+from ct_assets.training.speed import cls_only_last_layer, compiled_forward, intra_op_threads, pad_to_multiple
+from ct_assets.training.speed import precision_dtype as _precision
 
 log = logging.getLogger(__name__)
 _PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _MONITORS = ("val_loss", "val_accuracy")
 _DEFAULTS = TrainingSettings()
+_SPEED_KEYS = ("cls_only_last_layer", "num_threads", "pad_multiple", "compile")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -78,13 +81,20 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     mega_batches: int = 50  # bucketing window, in batches
     log_every_steps: int = 10
+    # Speed only (same trained weights up to float rounding; not in the fingerprint): see speed.py.
+    cls_only_last_layer: bool = _DEFAULTS.cls_only_last_layer
+    num_threads: int = _DEFAULTS.num_threads
+    pad_multiple: int = _DEFAULTS.pad_multiple
+    compile: bool = _DEFAULTS.compile
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "max_epochs", "patience", "eval_every_steps", "checkpoint_every_steps",
-                     "mega_batches", "log_every_steps"):
+                     "mega_batches", "log_every_steps", "pad_multiple"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"TrainConfig.{name} must be an int >= 1, got {value!r}")
+        if not isinstance(self.num_threads, int) or self.num_threads < 0:
+            raise ValueError(f"TrainConfig.num_threads must be an int >= 0, got {self.num_threads!r}")
         if self.max_length < 2:
             raise ValueError(f"TrainConfig.max_length must be >= 2, got {self.max_length!r}")
         if self.max_steps is not None and self.max_steps < 1:
@@ -107,7 +117,8 @@ class TrainConfig:
         """From ``settings.training`` (duck-typed) plus overrides (max_steps, precision...)."""
         keys = ("max_length", "batch_size", "max_epochs", "learning_rate", "patience", "eval_every_steps",
                 "checkpoint_every_steps", "ewc_lambda", "seed")
-        return cls(**{k: getattr(training, k) for k in keys}, **overrides)  # type: ignore[arg-type]
+        speed = {k: getattr(training, k) for k in (*_SPEED_KEYS, "precision") if hasattr(training, k)}  # optional
+        return cls(**{k: getattr(training, k) for k in keys}, **{**speed, **overrides})  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -200,25 +211,10 @@ def _trainable(model) -> dict[str, torch.nn.Parameter]:
     return {n: p for n, p in model.named_parameters() if p.requires_grad}
 
 
-def _precision(precision: str, device: torch.device) -> tuple[torch.dtype | None, torch.amp.GradScaler | None]:
-    cuda = device.type == "cuda"
-    if precision == "auto":
-        precision = "fp32" if not cuda else ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
-    if precision == "fp32":
-        return None, None
-    if precision == "bf16":
-        if cuda and not torch.cuda.is_bf16_supported():
-            raise ValueError(f"precision 'bf16' is not supported on {torch.cuda.get_device_name(device)}")
-        return torch.bfloat16, None
-    if not cuda:
-        raise ValueError(f"precision 'fp16' needs a CUDA device, got {device}")
-    return torch.float16, torch.amp.GradScaler("cuda")
-
-
 def _fingerprint(config: TrainConfig, data: Sequence, params: dict, ewc: EwcPenalty | None) -> str:
     digest = hashlib.sha256()
     cfg = {k: v for k, v in asdict(config).items()
-           if k not in ("checkpoint_every_steps", "log_every_steps", "device")}
+           if k not in ("checkpoint_every_steps", "log_every_steps", "device", *_SPEED_KEYS)}
     meta = {"config": cfg, "params": [[n, list(p.shape)] for n, p in params.items()],
             "ewc": ewc.lam if ewc else None}
     digest.update(json.dumps(meta, sort_keys=True).encode())
@@ -257,7 +253,9 @@ def train_adapter(model, tokenizer, train_texts: Sequence[str], train_labels: Se
     cuda_ids = []
     if device.type == "cuda":
         cuda_ids = [device.index if device.index is not None else torch.cuda.current_device()]
-    with torch.random.fork_rng(devices=cuda_ids):
+    # The speed contexts wrap the whole run (evaluation included) and are undone on return.
+    with torch.random.fork_rng(devices=cuda_ids), intra_op_threads(config.num_threads), \
+            cls_only_last_layer(model, config.cls_only_last_layer):
         torch.manual_seed(config.seed)
         return _train(model, tokenizer, train_texts, train_labels, val_texts, val_labels, config,
                       Path(checkpoint_dir), on_step, ewc, device)
@@ -318,6 +316,7 @@ def _train(model, tokenizer, train_texts, train_labels, val_texts, val_labels, c
     recent = deque(prog["recent"], maxlen=config.log_every_steps)
     samples = tokens = 0
     step_seconds = 0.0
+    forward = compiled_forward(model, config.compile)
 
     def checkpoint() -> None:
         prog["recent"] = list(recent)
@@ -334,10 +333,10 @@ def _train(model, tokenizer, train_texts, train_labels, val_texts, val_labels, c
         for idx in bucketed_batches(lengths, config.batch_size, config.seed, epoch, config.mega_batches)[skip:]:
             t0 = time.perf_counter()
             step += 1
-            batch = pad_batch([ids[i] for i in idx], pad_id, device)
+            batch = pad_to_multiple(pad_batch([ids[i] for i in idx], pad_id, device), config.pad_multiple, pad_id)
             y = torch.as_tensor([train_y[i] for i in idx], device=device)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                logits = model(**batch).logits
+                logits = forward(**batch).logits
             loss = F.cross_entropy(logits.float(), y)
             if ewc is not None:
                 loss = loss + ewc.penalty(model)

@@ -73,3 +73,30 @@ def test_gx_sample_rows_setting():
     assert QualitySettings().gx_sample_rows == 50_000
     with pytest.raises(ValidationError, match="gx_sample_rows"):
         QualitySettings(gx_sample_rows=999)
+
+
+_RACE = """
+import datetime as dt, sys
+from pathlib import Path
+import polars as pl
+from ct_assets.core.schema import CLEAN_COLUMNS, RAW_SCHEMA
+from ct_assets.ingest.expectations import validate_clean, warm_up_in_background
+docs = Path(sys.argv[1])
+warm_up_in_background(docs, labels=["a", "b"], max_text_chars=100)
+row = {"event_id": ["x"], "event_ts": [dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)], "text": ["hi"],
+       "label": ["a"], "label_ts": [None], "_source_file": ["f"], "_line": [1]}
+frame = pl.DataFrame(row, schema={c: RAW_SCHEMA[c] for c in CLEAN_COLUMNS})
+assert validate_clean(frame, labels=["a", "b"], max_text_chars=100, docs_dir=docs, run_name="r1").success
+"""
+
+
+def test_background_warm_up_and_first_validation_import_gx_together(tmp_path):
+    """A fresh process: the warm-up thread and the main thread's first validation both import
+    GX at once. Without the import lock this failed every time with "cannot import name
+    'ExpectationSuite' from partially initialized module" (found by the bench smoke)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _RACE, str(tmp_path / "docs")], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
