@@ -59,7 +59,7 @@ def child_env(ct_home: Path | None = None) -> dict[str, str]:
 
 
 def run_child(module: str, args: Sequence[str], *, timeout: float, ct_home: Path | None = None,
-              extra_env: dict[str, str] | None = None) -> dict:
+              extra_env: dict[str, str] | None = None, cwd: Path | None = None) -> dict:
     """Run ``python -m <module> <args> --result-file F`` and return the JSON it wrote.
 
     A non-zero exit or a timeout raises (check=True): a benchmark that failed must not
@@ -72,7 +72,7 @@ def run_child(module: str, args: Sequence[str], *, timeout: float, ct_home: Path
         started, load_before = time.perf_counter(), os.getloadavg()[0]
         # Without a given CT_HOME the child gets a private one in this temp dir (removed after).
         home = ct_home or Path(tmp) / "ct_home"
-        subprocess.run(cmd, cwd=REPO, env={**child_env(home), **(extra_env or {})}, timeout=timeout, check=True,
+        subprocess.run(cmd, cwd=cwd or REPO, env={**child_env(home), **(extra_env or {})}, timeout=timeout, check=True,
                        stdout=sys.stderr, stderr=sys.stderr)
         result = json.loads(result_file.read_text())
     result["process_wall_seconds"] = round(time.perf_counter() - started, 3)

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Benchmark 1 (fit_adapter vs plain Trainer vs Trainer group_by_length) on a CUDA GPU in bf16,
-# then benchmark 7 (ct serve vs mlflow models serve vs a per-request pipeline) on the same GPU.
+# The GPU benchmarks in one script, all in bf16 on one CUDA GPU: training (benchmark 1: fit_adapter
+# vs plain Trainer vs Trainer group_by_length), inference (bench.inference: the batched Predictor
+# vs the best transformers pipeline on the same model) and serving (benchmark 7: ct serve vs
+# mlflow models serve vs a per-request pipeline).
 #
 # Installs nothing and reaches no network: it expects the repo's venv (`make venv`, with a
 # CUDA build of torch 2.13 installed into .venv first, see the Makefile) or an environment
@@ -29,4 +31,5 @@ EOF
 
 mkdir -p "$OUT"
 "$PY" -m bench.train_throughput --device cuda --precision bf16 --steps "$STEPS" | tee "$OUT/train_throughput_gpu.json"
+"$PY" -m bench.inference --device cuda --precisions fp32,bf16 | tee "$OUT/inference_gpu.json"
 "$PY" -m bench.serve_load --seconds "${SERVE_SECONDS:-60}" --clients 16 | tee "$OUT/serve_load_gpu.json"

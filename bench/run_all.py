@@ -22,11 +22,11 @@ import time
 import warnings
 from pathlib import Path
 
-from bench import ct_cycle, data_path, quality, report, serve_load, storage, train_throughput
+from bench import ct_cycle, data_path, inference, quality, report, scaling, serve_load, storage, train_throughput
 from bench.common import REPO, child_env, machine_info, write_result
 
-ORDER = ("train_throughput", "data_path", "ct_cycle", "serve_load", "storage", "quality")
-MEASURED = {"train_throughput": train_throughput.run, "data_path": data_path.run, "ct_cycle": ct_cycle.run,
+ORDER = ("train_throughput", "inference", "data_path", "ct_cycle", "serve_load", "storage", "quality", "scaling")
+MEASURED = {"train_throughput": train_throughput.run, "inference": inference.run, "data_path": data_path.run, "ct_cycle": ct_cycle.run,
             "serve_load": serve_load.run}
 
 
@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=ORDER, help="run only these (others keep earlier results)")
     parser.add_argument("--quality", action="store_true",
                         help="also run the quality-under-drift sweep (MiniLM replays; far beyond 20 minutes)")
+    parser.add_argument("--scaling", action="store_true",
+                        help="also run the cost-growth sizes (2k to 1M rows/day; ~15 minutes, most of it simulating)")
     parser.add_argument("--markdown", type=Path, help="where to write BENCHMARKS.md")
     parser.add_argument("--report-only", action="store_true",
                         help="run nothing: rebuild BENCHMARKS.md from the result files in --out")
@@ -150,6 +152,18 @@ def main(argv: list[str] | None = None) -> int:
         if not quality.replay_available():
             reason = "replay not available (ct_assets.demo.replay is missing)"
         record("quality", quality.skipped(reason), 0.0)
+
+    if "scaling" in selected and (args.scaling or args.tiny):
+        _log("scaling ...")
+        t0 = time.perf_counter()
+        sizes = scaling.TINY_SIZES if args.tiny else scaling.SIZES
+        record("scaling", scaling.run(sizes, results=out) | {"tiny": args.tiny}, time.perf_counter() - t0)
+        if not args.tiny:
+            from bench.report_scaling import plot
+
+            plot(results["scaling"], out / "scaling.png")
+    elif (previous := _load(out, "scaling")) is not None:
+        results["scaling"] = previous
 
     total = time.perf_counter() - started
     summary = {"machine": machine, "tiny": args.tiny, "total_seconds": round(total, 1),

@@ -28,6 +28,8 @@ MEASURED = {
     "storage": ("adapter_to_base_bytes",),
     "serve_load": ("throughput_vs_best_peer", "throughput_vs_naive_pipeline", "p99_vs_best_peer",
                    "shadow_throughput_cost"),
+    "scaling": ("time_dagster_vs_plain_200",),
+    "inference": ("predictor_fp32_vs_best_pipeline", "best_predictor_vs_best_pipeline", "int8_accuracy_delta_points"),
 }
 # The replay sweep never runs at tiny size; its file still carries the keys (as null).
 QUALITY = ("concept_change_ct_vs_static_accuracy_after_drift", "forgetting_no_replay_minus_replay",
