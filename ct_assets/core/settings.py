@@ -41,15 +41,22 @@ class SettingsError(ValueError):
 
 
 class ScenarioSettings(_Strict):
-    name: Literal["product_launch", "slang_shift", "label_shift", "concept_change", "quality_incident"]
+    name: Literal["product_launch", "slang_shift", "label_shift", "concept_change", "quality_incident",
+                  "seasonal_class"]
     start_day: int = Field(ge=0, description="day index (0 = partitions.start_date) the scenario starts")
     end_day: int | None = Field(default=None, ge=0, description="last day index, inclusive; None = forever")
     strength: float = Field(default=1.0, ge=0.0, le=1.0)
+    label: str | None = Field(default=None, description="seasonal_class only: the class that leaves "
+                              "the traffic from start_day to end_day (None = it never returns)")
 
     @model_validator(mode="after")
     def _ordered(self) -> "ScenarioSettings":
         if self.end_day is not None and self.end_day < self.start_day:
             raise ValueError(f"end_day {self.end_day} < start_day {self.start_day}")
+        # Refused, not ignored, on other scenarios: a stray label is a typo'd name or a mistake.
+        if (self.name == "seasonal_class") != (self.label is not None):
+            need = "needs a label (the class that leaves)" if self.label is None else "takes no label"
+            raise ValueError(f"label {self.label!r}: {self.name} {need}")
         return self
 
 
@@ -226,6 +233,10 @@ class Settings(_Strict):
                 f"reference.start {self.reference.start} is before partitions.start_date "
                 f"{self.partitions.start_date}"
             )
+        for i, scenario in enumerate(self.source.simulator.scenarios):
+            if scenario.label is not None and scenario.label not in self.labels:
+                raise ValueError(f"source.simulator.scenarios.{i}.label: {scenario.label!r} is not one of "
+                                 f"labels {list(self.labels)}")
         return self
 
 

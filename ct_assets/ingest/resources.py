@@ -42,6 +42,7 @@ class ScenarioConfig(Config):
     start_day: int
     end_day: int | None = None
     strength: float = 1.0
+    label: str | None = None  # seasonal_class: the class that leaves the traffic
 
 
 class SimulatorSource(LandingZoneSource):
@@ -66,7 +67,7 @@ class SimulatorSource(LandingZoneSource):
             max_label_delay_days=self.max_label_delay_days,
             never_labelled_share=self.never_labelled_share,
             scenarios=tuple(
-                Scenario(name=s.name, start_day=s.start_day, end_day=s.end_day, strength=s.strength)
+                Scenario(name=s.name, start_day=s.start_day, end_day=s.end_day, strength=s.strength, label=s.label)
                 for s in self.scenarios
             ),
         )

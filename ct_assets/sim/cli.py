@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--seed", type=int, default=_DEFAULTS.seed)
     w.add_argument("--rows", type=int, default=_DEFAULTS.rows_per_day)
     w.add_argument("--labels", default=",".join(DEFAULT_LABELS))
-    w.add_argument("--scenario", action="append", default=[], metavar="NAME:START[:END[:STRENGTH]]")
+    w.add_argument("--scenario", action="append", default=[], metavar="NAME:START[:END[:STRENGTH[:LABEL]]]")
     a = p.parse_args(argv)
     if a.cmd == "golden":
         sys.stdout.buffer.write(dumps_rows(golden_rows()))  # bytes: independent of the locale
@@ -40,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     for spec in a.scenario:
         name, start, *rest = spec.split(":")
         end = int(rest[0]) if rest and rest[0] else None
-        scenarios.append(Scenario(name, int(start), end, float(rest[1]) if len(rest) > 1 else 1.0))
+        strength = float(rest[1]) if len(rest) > 1 and rest[1] else 1.0
+        # LABEL: the class a seasonal_class scenario takes out of the traffic.
+        scenarios.append(Scenario(name, int(start), end, strength, rest[2] if len(rest) > 2 else None))
     config = SimulatorConfig(labels=tuple(a.labels.split(",")), seed=a.seed, rows_per_day=a.rows,
                              scenarios=tuple(scenarios))
     for d in range(a.days):

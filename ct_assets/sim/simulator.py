@@ -10,7 +10,8 @@ scenario on changes only what that scenario is about.
 Named drift scenarios (see ``SCENARIO_NAMES``) switch on by day index; the words they
 introduce are listed in ``simulator_text`` (``LAUNCH_NAMES``, ``LAUNCH_MARKERS``,
 ``SLANG_MARKERS``) so drift tests can target them. The quality incident lives in
-``_corrupt``. Wording lives in ``simulator_text``.
+``_corrupt``, the seasonal absence of one class in ``seasonal``. Wording lives in
+``simulator_text``.
 
 CLI (``sim/cli.py``): ``python -m ct_assets.sim.cli golden > ct_assets/sim/golden/golden_v1.jsonl``
 and ``python -m ct_assets.sim.cli write --start 2026-09-01 --days 3 --landing DIR``.
@@ -30,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ct_assets.core.settings import SimulatorSettings
-from ct_assets.sim import render
+from ct_assets.sim import render, seasonal
 from ct_assets.sim import vocabulary as txt
 from ct_assets.sim.corruption import BAD_KINDS, corrupt
 from ct_assets.sim.vocabulary import (
@@ -46,7 +47,8 @@ __all__ = [
     "dumps_rows",
 ]
 
-SCENARIO_NAMES = ("product_launch", "slang_shift", "label_shift", "concept_change", "quality_incident")
+SCENARIO_NAMES = ("product_launch", "slang_shift", "label_shift", "concept_change", "quality_incident",
+                  seasonal.NAME)
 CONCEPT_FROM, CONCEPT_TO = "cancellation", "refund"
 
 # Realistic, not uniform, traffic mix; labels outside this table get the mean weight.
@@ -72,7 +74,7 @@ GOLDEN_PER_LABEL = 60
 GOLDEN_DATE = date(2026, 8, 1)
 GOLDEN_PATH = Path(__file__).resolve().parent / "golden" / "golden_v1.jsonl"
 
-_TIMES, _INTENTS, _LABELS, _TEXT, _QUALITY, _GOLDEN = range(6)  # stream ids
+_TIMES, _INTENTS, _LABELS, _TEXT, _QUALITY, _GOLDEN, _SEASONAL = range(7)  # stream ids
 _DAY_SECONDS = 86_400
 # Support traffic follows the working day (UTC hours weights).
 _HOUR_WEIGHTS = np.array([1, 1, 1, 1, 1, 2, 3, 5, 8, 10, 10, 10, 9, 9, 10, 10, 9, 8, 6, 5, 4, 3, 2, 1], float)
@@ -84,10 +86,16 @@ class Scenario:
     start_day: int
     end_day: int | None = None  # inclusive; None = forever
     strength: float = 1.0
+    # seasonal_class only: the class that leaves (end_day None = it never returns).
+    # Refused elsewhere rather than ignored: a label on another scenario is a mistake.
+    label: str | None = None
 
     def __post_init__(self) -> None:
         if self.name not in SCENARIO_NAMES:
             raise ValueError(f"scenario name: {self.name!r} is not one of {SCENARIO_NAMES}")
+        if (self.name == seasonal.NAME) != (self.label is not None):
+            need = "needs a label (the class that leaves)" if self.label is None else "takes no label"
+            raise ValueError(f"scenario {self.name}: label {self.label!r}: {self.name} {need}")
         if self.end_day is not None and self.end_day < self.start_day:
             raise ValueError(f"scenario {self.name}: end_day {self.end_day} < start_day {self.start_day}")
         if not 0.0 <= self.strength <= 1.0:
@@ -128,6 +136,9 @@ class SimulatorConfig:
             raise ValueError(f"concept_change needs labels {CONCEPT_FROM!r} and {CONCEPT_TO!r}")
         if "label_shift" in names and not set(OUTAGE_SHARES) & set(self.labels):
             raise ValueError(f"label_shift needs one of the labels {sorted(OUTAGE_SHARES)}")
+        for s in self.scenarios:
+            if s.label is not None and s.label not in self.labels:
+                raise ValueError(f"scenario {s.name}: label {s.label!r} is not one of labels {list(self.labels)}")
 
 
 @dataclass(frozen=True)
@@ -258,8 +269,12 @@ def generate_day_annotated(config: SimulatorConfig, start_date: date, day: date)
     # Intents and label arrival: a fixed number of uniforms per row, so a scenario
     # changes what it is about (the prior, the concept rule) and never other draws.
     u = _rng(*key, _INTENTS).random((n, 6))
-    cum = np.cumsum(label_prior(labels, power.get("label_shift", 0.0)))
-    intent_idx = np.minimum(np.searchsorted(cum, u[:, 0], side="right"), len(labels) - 1)
+    prior = label_prior(labels, power.get("label_shift", 0.0))
+    intent_idx = np.minimum(np.searchsorted(np.cumsum(prior), u[:, 0], side="right"), len(labels) - 1)
+    away = seasonal.absences(config.scenarios, day_index)
+    if away:  # on top of any outage; only the absent class's rows move, from their own stream
+        target = seasonal.without_absent(prior, labels, away, day_index)
+        intent_idx = seasonal.reassign(intent_idx, prior, target, _rng(*key, _SEASONAL))
     v = _rng(*key, _LABELS).random((n, 3))
     never = config.never_labelled_share
     same = 1.0 - never if config.max_label_delay_days == 0 else min(config.same_day_label_share, 1.0 - never)
