@@ -93,7 +93,7 @@ def _blocked_row(key: str, checks: list[str]) -> tuple[dict, dict]:
     row = {"partition": key, "verdict": "blocked", "verdict_reason": reason, "reference": "-",
            "champion_version": None, "champion_accuracy": None, "champion_labelled_rows": 0,
            **_NO_SCORING, "champion_estimated_accuracy": None, "champion_prediction_mix": "{}", "clean_labelled_rows": 0,
-           "unknown_labels": "{}"}
+           "unknown_labels": "{}", "concept_class": None, "concept_confused_label": None}
     metadata = {"verdict": "blocked", "verdict_reason": reason,
                 "report": MetadataValue.md(f"**Verdict: blocked**: {reason}")}
     return row, metadata
@@ -170,6 +170,9 @@ def build_drift_assets(settings: Settings, partitions_def, automation=None) -> l
                 "champion_prediction_mix": json.dumps(perf.get("prediction_mix", {}), sort_keys=True),
                 "clean_labelled_rows": current.filter(pl.col("label").is_not_null()).height,
                 "unknown_labels": json.dumps(result.unknown_labels, sort_keys=True),
+                # Which class's meaning moved (eval_report's gate leaves its golden rows out of forgetting).
+                "concept_class": result.concept_detail.get("class"),
+                "concept_confused_label": result.concept_detail.get("confused_label"),
             }
             row.update(drift_columns(result.scores, result.flags, result.thresholds, result.p_values))
             rows.append(row)

@@ -25,11 +25,12 @@ from dagster import (
 
 from ct_assets.core import markdown
 from ct_assets.core.settings import Settings
-from ct_assets.core.time import day_of
+from ct_assets.core.time import day_of, days_between
 from ct_assets.evaluation.canary import FAILED, PASSED, blocked_report, canary_compare, canary_counts
-from ct_assets.evaluation.challenger import evaluate_challenger
+from ct_assets.evaluation.challenger import concept_changes, evaluate_challenger
 from ct_assets.evaluation.resources import GoldenSetResource
 from ct_assets.evaluation.shadow import served_shadow_pairs, shadow_compare, shadow_compare_served, shadow_traffic
+from ct_assets.lake.resources import Lake
 from ct_assets.orchestration.partitions import only_partition, single_row
 from ct_assets.orchestration.per_partition import DayCheck, attach_day_metadata, day_checks, failed_checks_of_run
 from ct_assets.orchestration.run_tags import tag_run_story
@@ -61,6 +62,7 @@ def build_evaluation_assets(settings: Settings, partitions_def, automation=None)
         registry: ModelRegistryResource,
         golden: GoldenSetResource,
         state: StateDirs,
+        lake: Lake,
     ):
         """Challenger vs champion on the golden set and the recent holdout, and the gate."""
         tag_run_story(context)
@@ -70,6 +72,16 @@ def build_evaluation_assets(settings: Settings, partitions_def, automation=None)
         holdout = training_dataset[key].filter(pl.col(SPLIT) == "holdout")
         gold = golden.load()
         champion = registry.champion_version()
+        # Concept changes the challenger was trained on: read from the lake, not as an asset
+        # input, so a day whose drift_report is missing does not hold the evaluation back
+        # (it is listed instead, and nothing is left out for it).
+        start, end = registry.window_of(version)
+        window_keys = [d.isoformat() for d in days_between(start, end)]
+        changes = concept_changes({k: f.row(0, named=True) for k, f in lake.read_many("drift_report", window_keys).items()
+                                   if f.height}, window_keys)
+        if changes.unattributed:
+            context.log.warning(f"eval_report[{key}]: concept_shift flagged on {', '.join(changes.unattributed)} "
+                                "but the drift_report rows name no class: no golden class was left out for them")
         outcome = evaluate_challenger(
             registry.predictor(version),
             registry.predictor(champion) if champion is not None else None,
@@ -79,6 +91,7 @@ def build_evaluation_assets(settings: Settings, partitions_def, automation=None)
             title=f"Challenger v{version} as of {key}",
             challenger_name=f"v{version}", champion_name=f"v{champion}" if champion is not None else None,
             seed=day_of(key).toordinal(),
+            changed_classes=changes.classes, concept_evidence=changes.evidence,
         )
         d, inp = outcome.decision, outcome.gate_input
         # Both models were just scored on this golden version; if the champion's own
@@ -113,6 +126,7 @@ def build_evaluation_assets(settings: Settings, partitions_def, automation=None)
             "champion_holdout_accuracy": inp.champion_holdout["accuracy"] if inp.champion_holdout else None,
             "champion_golden_accuracy": inp.champion_golden["accuracy"] if inp.champion_golden else None,
             "holdout_rows": holdout.height,
+            "changed_classes": json.dumps(sorted(changes.classes)),
         }
         yield Output({key: pl.DataFrame([row])}, metadata={
             "report": MetadataValue.md(outcome.markdown),
@@ -124,11 +138,13 @@ def build_evaluation_assets(settings: Settings, partitions_def, automation=None)
             "golden_set": MetadataValue.json({**gold.version, "champion_rescored": rescored}),
             "golden_rows": len(gold.rows),
             "golden_sha256": gold.sha256,
+            "concept_changes": MetadataValue.json(changes.to_metadata()),
         })
         yield AssetCheckResult(
             check_name="promotion_gate", passed=d.passed, severity=AssetCheckSeverity.ERROR,
             description=d.summary(),
             metadata={"reasons": MetadataValue.json(d.reasons), "checks": MetadataValue.json(d.checks),
+                      "not_judged": MetadataValue.json(d.not_judged), "notes": MetadataValue.json(d.notes),
                       "bootstrap": MetadataValue.json(list(inp.bootstrap) if inp.bootstrap else None)},
         )
 

@@ -16,6 +16,21 @@ Always
     can hold one or two examples of a class (recall 0 or 1 from noise). Classes with no
     golden support cannot be judged; they are listed in ``notes`` and do not block.
 
+Concept changes (``GateInput.changed_classes``)
+  A class whose recent labels contradict its golden labels (the caller decides which:
+  ``challenger.concept_changes`` takes the classes whose concept_shift flagged in the
+  training window) makes the golden set wrong about that class, so a challenger that
+  learnt the new meaning *loses* golden accuracy there. That drop is not forgetting:
+  * golden_forgetting is computed on the golden rows whose label is NOT changed (from
+    per-class recall x support of both models); its check records the accuracies used and
+    ``excluded_classes``. A drop on an unchanged class still blocks.
+  * class_recall:<changed> is not judged (listed in ``not_judged``), and each changed class
+    with golden support gets the note "golden set disagrees with recent labels on class
+    'X'; carve or relabel a new golden version".
+  * if the changed classes cover every golden row, forgetting cannot be judged at all: it
+    is listed in ``not_judged`` and a note says so; it is never reported as 0 forgetting,
+    and the holdout checks alone decide.
+
 Comparisons allow 1e-9 of float slack so that e.g. a difference computed as 0.0199999...
 is not reported as failing "0.020 >= 0.020".
 """
@@ -36,6 +51,8 @@ class GateInput:
     # Paired bootstrap of holdout accuracy, challenger - champion: (diff, lo, hi).
     bootstrap: tuple[float, float, float] | None = None
     confidence: float = 0.95
+    # Classes whose recent labels contradict the golden labels (a concept change).
+    changed_classes: frozenset[str] = frozenset()
 
     @property
     def has_champion(self) -> bool:
@@ -48,16 +65,37 @@ class GateDecision:
     reasons: list[str]  # one sentence per failed check; empty when passed
     checks: dict[str, dict]  # name -> {"passed": bool, "value": float, "threshold": float}
     notes: list[str] = field(default_factory=list)  # non-blocking observations
+    # Checks that could not be judged, name -> why: neither passed nor failed, so they are
+    # kept out of ``checks`` (and out of its pass count) but still shown.
+    not_judged: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> str:
         n_ok = sum(c["passed"] for c in self.checks.values())
+        unjudged = f"; not judged: {', '.join(self.not_judged)}" if self.not_judged else ""
         if self.passed:
-            return f"PASSED: {n_ok}/{len(self.checks)} checks passed"
-        return "BLOCKED: " + "; ".join(self.reasons)
+            return f"PASSED: {n_ok}/{len(self.checks)} checks passed{unjudged}"
+        return "BLOCKED: " + "; ".join(self.reasons) + unjudged
 
 
 def _signed(x: float) -> str:
     return f"{x:+.3f}"
+
+
+def disagreement_note(label: str) -> str:
+    return f"golden set disagrees with recent labels on class {label!r}; carve or relabel a new golden version"
+
+
+def accuracy_without(m: dict, excluded: frozenset[str]) -> tuple[float | None, int]:
+    """(accuracy, rows) over the rows whose true label is not in ``excluded``, rebuilt from
+    per-class recall x support (correct counts are integers: rounding undoes float error).
+    None when no row is left."""
+    rows = correct = 0
+    for label, n in m["support"].items():
+        if label in excluded or not n:
+            continue
+        rows += n
+        correct += round(m["per_class_recall"][label] * n)
+    return (correct / rows if rows else None), rows
 
 
 def decide_gate(
@@ -73,9 +111,11 @@ def decide_gate(
     checks: dict[str, dict] = {}
     reasons: list[str] = []
     notes: list[str] = []
+    not_judged: dict[str, str] = {}
+    changed = inp.changed_classes
 
-    def check(name: str, passed: bool, value: float, threshold: float, failure: str) -> None:
-        checks[name] = {"passed": bool(passed), "value": float(value), "threshold": float(threshold)}
+    def check(name: str, passed: bool, value: float, threshold: float, failure: str, **extra) -> None:
+        checks[name] = {"passed": bool(passed), "value": float(value), "threshold": float(threshold), **extra}
         if not passed:
             reasons.append(failure)
 
@@ -104,15 +144,7 @@ def decide_gate(
                 f"holdout accuracy gain is not significant: {inp.confidence:.0%} CI "
                 f"[{_signed(lo)}, {_signed(hi)}] does not lie above 0",
             )
-        forgetting = inp.champion_golden["accuracy"] - ch_g["accuracy"]
-        check(
-            "golden_forgetting",
-            forgetting <= max_forgetting + _EPS,
-            forgetting,
-            max_forgetting,
-            f"golden accuracy dropped by {forgetting:.3f} > max_forgetting {max_forgetting:.3f} "
-            f"(challenger {ch_g['accuracy']:.3f}, champion {inp.champion_golden['accuracy']:.3f})",
-        )
+        _forgetting(inp, max_forgetting, check, notes, not_judged)
     else:
         notes.append("no champion: first-model absolute thresholds apply")
         check(
@@ -132,7 +164,16 @@ def decide_gate(
 
     for label, recall in ch_g["per_class_recall"].items():
         if recall is None:
+            if label in changed:
+                notes.append(f"class {label!r} changed in recent labels but has no golden rows: nothing left out")
             notes.append(f"class {label!r} has no golden support; its recall was not checked")
+            continue
+        if label in changed:
+            # Golden recall here is measured against the old meaning: a low value is the
+            # challenger following the new labels, so it informs and does not block.
+            not_judged[f"class_recall:{label}"] = (
+                f"concept change: golden recall {recall:.3f} is measured against the old labels")
+            notes.append(disagreement_note(label))
             continue
         check(
             f"class_recall:{label}",
@@ -143,7 +184,46 @@ def decide_gate(
             f"< min_class_recall {min_class_recall:.3f}",
         )
 
-    return GateDecision(passed=not reasons, reasons=reasons, checks=checks, notes=notes)
+    return GateDecision(passed=not reasons, reasons=reasons, checks=checks, notes=notes, not_judged=not_judged)
+
+
+def _forgetting(inp: GateInput, max_forgetting: float, check, notes: list[str],
+                not_judged: dict[str, str]) -> None:
+    """golden_forgetting: on all golden rows, or on those of unchanged classes (module doc)."""
+    ch_g, cp_g = inp.challenger_golden, inp.champion_golden
+    excluded = frozenset(label for label in inp.changed_classes if ch_g["support"].get(label))
+    if not excluded:
+        forgetting = cp_g["accuracy"] - ch_g["accuracy"]
+        check(
+            "golden_forgetting",
+            forgetting <= max_forgetting + _EPS,
+            forgetting,
+            max_forgetting,
+            f"golden accuracy dropped by {forgetting:.3f} > max_forgetting {max_forgetting:.3f} "
+            f"(challenger {ch_g['accuracy']:.3f}, champion {cp_g['accuracy']:.3f})",
+        )
+        return
+    left_out = ", ".join(repr(label) for label in sorted(excluded))
+    ch_acc, rows = accuracy_without(ch_g, excluded)
+    cp_acc, _ = accuracy_without(cp_g, excluded)
+    if ch_acc is None or cp_acc is None:
+        not_judged["golden_forgetting"] = (f"every golden row is of a changed class ({left_out}): forgetting "
+                                           "cannot be measured on this golden set; the holdout checks decide")
+        notes.append(f"golden_forgetting not judged: every golden row is of a changed class ({left_out}); "
+                     "carve or relabel a new golden version")
+        return
+    forgetting = cp_acc - ch_acc
+    check(
+        "golden_forgetting",
+        forgetting <= max_forgetting + _EPS,
+        forgetting,
+        max_forgetting,
+        f"golden accuracy on unchanged classes dropped by {forgetting:.3f} > max_forgetting "
+        f"{max_forgetting:.3f} (challenger {ch_acc:.3f}, champion {cp_acc:.3f} on {rows} rows; "
+        f"left out as concept changes: {left_out})",
+        scope="unchanged classes", excluded_classes=sorted(excluded), rows=rows,
+        challenger=ch_acc, champion=cp_acc,
+    )
 
 
 def decide_gate_from_settings(inp: GateInput, gate_settings) -> GateDecision:

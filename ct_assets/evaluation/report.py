@@ -107,6 +107,7 @@ def render_eval_markdown(
     champion_name: str | None = "champion",
     png: bytes | None = None,
     slices: list[dict] | None = None,
+    concept_evidence: list[dict] | None = None,
 ) -> str:
     """The full report. Pass ``png`` to reuse bytes already written with ``write_png``."""
     verdict = "PASSED" if decision.passed else "BLOCKED"
@@ -146,10 +147,24 @@ def render_eval_markdown(
                   for s in slices]
         lines.append("")
 
+    if inp.changed_classes:
+        lines += ["### Concept changes", "",
+                  "Treated as concept changes (their golden rows are left out of golden_forgetting and their "
+                  "golden recall is not judged): " + ", ".join(f"`{_cell(c)}`" for c in sorted(inp.changed_classes)),
+                  ""]
+        if concept_evidence:
+            lines += ["| day | class | concept_shift | threshold | now labelled |", "|---|---|---:|---:|---|"]
+            lines += [f"| {e['day']} | {_cell(e['class'])} | {_fmt(e.get('score'))} | {_fmt(e.get('threshold'))} | "
+                      f"{_cell(e.get('confused_label') or '—')} |" for e in concept_evidence]
+            lines.append("")
+
     lines += ["### Gate checks", "", "| check | result | value | threshold |", "|---|---|---:|---:|"]
     for name, c in decision.checks.items():
         mark = "✅ pass" if c["passed"] else "❌ fail"
-        lines.append(f"| {_cell(name)} | {mark} | {_fmt(c['value'])} | {_fmt(c['threshold'])} |")
+        scope = f" ({c['scope']})" if c.get("scope") else ""
+        lines.append(f"| {_cell(name)}{_cell(scope)} | {mark} | {_fmt(c['value'])} | {_fmt(c['threshold'])} |")
+    # Not judged is neither pass nor fail: shown with its reason, not counted above.
+    lines += [f"| {_cell(name)} | ⚪ not judged: {_cell(why)} | — | — |" for name, why in decision.not_judged.items()]
     lines.append("")
     if decision.notes:
         lines += [f"_Note: {_cell(n)}_" for n in decision.notes] + [""]
