@@ -24,6 +24,7 @@ from ct_assets.demo.timeline import (
     render_timeline_html,
     render_timeline_png,
 )
+from ct_assets.evaluation.ledger import ledger_by_version, ledger_drops
 
 DEFAULT_DAYS = 60
 POLICIES = ("static", "weekly", "drift", "volume", "combined")
@@ -67,6 +68,9 @@ def summary_row(result: ReplayResult) -> dict:
         "retrains": m["retrains"],
         "promotions": m["promotions"],
         "golden forgetting": m["golden_forgetting"],
+        # The per-class view the single golden number hides (evaluation/ledger.py).
+        "worst class forgetting": max((v for c, v in ledger_drops(ledger_by_version(result.ledger)).items()
+                                       if c.startswith("label:")), default=None),
         "auto-approved": m["auto_approved_promotions"],
     }
 
@@ -79,7 +83,8 @@ def write_report(result: ReplayResult, home: CtHome, settings: Settings, policy_
     png = render_timeline_png(result.records, home.reports / f"{name}.png",
                               f"CT replay: policy '{result.policy}' vs static model")
     html = render_timeline_html(result.records, home.reports / f"{name}.html", f"CT replay: {result.policy}",
-                                png.name, [summary_row(result)], policy_rows, notes)
+                                png.name, [summary_row(result)], policy_rows, notes,
+                                ledger=result.ledger)
     return str(html), str(png)
 
 

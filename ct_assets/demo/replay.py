@@ -17,6 +17,7 @@ champion, never retrained) and each policy start from the same model.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -64,6 +65,8 @@ class ReplayResult:
     golden_accuracies: list[float]
     drift_start: dt.date
     failed_runs: list[str] = field(default_factory=list)
+    # Forgetting-ledger entries (evaluation/ledger.py) of every version evaluated.
+    ledger: list[dict] = field(default_factory=list)
 
 
 def landing_zone_settings(settings: Settings) -> Settings:
@@ -288,6 +291,15 @@ class Replay:
                 events.append(f"{s.name} ends")
         return events
 
+    def ledger(self, days: list[dt.date]) -> list[dict]:
+        """The forgetting-ledger entries eval_report wrote on ``days`` (a day without an
+        evaluation, or one written before the ledger existed, has none)."""
+        out = []
+        for key, frame in sorted(self.lake.read_many("eval_report", [d.isoformat() for d in days]).items()):
+            if frame.height and "ledger" in frame.columns and frame["ledger"][0]:
+                out += json.loads(frame["ledger"][0])
+        return out
+
     def golden_accuracies(self) -> list[float]:
         """Golden-set accuracy of each successive champion, in promotion order."""
         out = []
@@ -328,4 +340,5 @@ def run_replay(settings: Settings, home: CtHome, days: int, *, policy: str | Non
         if progress:
             progress(i + 1, days, records[-1])
     return ReplayResult(settings.triggers.policy, records, replay.golden_accuracies(),
-                        drift_start_day(settings), replay.failed)
+                        drift_start_day(settings), replay.failed,
+                        replay.ledger([first + dt.timedelta(days=i) for i in range(days)]))

@@ -31,6 +31,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from ct_assets.core.schema import DRIFT_METRICS
+from ct_assets.evaluation.ledger import ledger_by_version, ledger_drops
 
 Records = pl.DataFrame | Sequence[Mapping[str, Any]]
 
@@ -268,8 +269,10 @@ def render_timeline_html(
     summary_table_rows: Sequence[Mapping[str, Any]],
     policy_table_rows: Sequence[Mapping[str, Any]] | None = None,
     notes: Sequence[str] = (),
+    ledger: Sequence[Mapping[str, Any]] = (),
 ) -> Path:
-    """A self-contained page (inline CSS, PNG referenced relative to the page)."""
+    """A self-contained page (inline CSS, PNG referenced relative to the page). ``ledger``:
+    forgetting-ledger entries (evaluation/ledger.py) of the versions the replay evaluated."""
     rows = _rows(records)
     parts = [
         "<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -282,6 +285,13 @@ def render_timeline_html(
     parts += ["<h2>Summary</h2>", _html_table(summary_table_rows)]
     if policy_table_rows:
         parts += ["<h2>Policy comparison</h2>", _html_table(policy_table_rows)]
+    if ledger:
+        by_version = ledger_by_version(ledger)
+        drops = {"version": "largest drop", "partition": "below the first", **ledger_drops(by_version)}
+        parts += ["<h2>Forgetting ledger</h2>",
+                  "<p>Golden accuracy of every evaluated version, per label (its golden recall) and per "
+                  "slice; the last row is each column's largest fall below the first version.</p>",
+                  _html_table([*by_version, drops])]
     with_served = any(r.get("served") for r in rows)
     head = "".join(f"<th>{h}</th>" for h in (*_DAY_HEADERS, *(("served traffic",) if with_served else ())))
     body = "".join(_day_row(r, with_served) for r in rows)

@@ -28,6 +28,7 @@ from ct_assets.core.settings import Settings
 from ct_assets.core.time import day_of, days_between
 from ct_assets.evaluation.canary import FAILED, PASSED, blocked_report, canary_compare, canary_counts
 from ct_assets.evaluation.challenger import concept_changes, evaluate_challenger
+from ct_assets.evaluation.ledger import build_ledger, ledger_markdown, write_ledger
 from ct_assets.evaluation.resources import GoldenSetResource
 from ct_assets.evaluation.shadow import served_shadow_pairs, shadow_compare, shadow_compare_served, shadow_traffic
 from ct_assets.lake.resources import Lake
@@ -110,6 +111,10 @@ def build_evaluation_assets(settings: Settings, partitions_def, automation=None)
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "eval_report.md").write_text(outcome.markdown, encoding="utf-8")
         (out_dir / "eval_recall.png").write_bytes(outcome.png)
+        ledger = build_ledger(version=version, partition=key, golden_sha256=gold.sha256,
+                              challenger_golden=inp.challenger_golden, champion_golden=inp.champion_golden,
+                              slices=outcome.slices, changed_classes=changes.classes)
+        write_ledger(ledger, out_dir)
         run.artifacts(str(out_dir), "eval")
         run.metrics({f"eval_{split_name}_{metric}": m[metric]
                      for split_name, m in (("holdout", inp.challenger_holdout), ("golden", inp.challenger_golden))
@@ -127,6 +132,8 @@ def build_evaluation_assets(settings: Settings, partitions_def, automation=None)
             "champion_golden_accuracy": inp.champion_golden["accuracy"] if inp.champion_golden else None,
             "holdout_rows": holdout.height,
             "changed_classes": json.dumps(sorted(changes.classes)),
+            # The forgetting ledger (evaluation/ledger.py), so the timeline can line up versions.
+            "ledger": json.dumps(ledger, sort_keys=True),
         }
         yield Output({key: pl.DataFrame([row])}, metadata={
             "report": MetadataValue.md(outcome.markdown),
@@ -139,6 +146,7 @@ def build_evaluation_assets(settings: Settings, partitions_def, automation=None)
             "golden_rows": len(gold.rows),
             "golden_sha256": gold.sha256,
             "concept_changes": MetadataValue.json(changes.to_metadata()),
+            "forgetting_ledger": MetadataValue.md(ledger_markdown(ledger)),
         })
         yield AssetCheckResult(
             check_name="promotion_gate", passed=d.passed, severity=AssetCheckSeverity.ERROR,

@@ -83,6 +83,14 @@ def test_gate_blocks_a_worse_challenger_and_the_champion_stays(tmp_path, keyword
                          rf"\(challenger 0\.\d+, champion 0\.\d+ on \d+ rows; left out as concept changes: "
                          rf"{re.escape(left_out)}\)", report["reasons"]), report["reasons"]
         assert checks["golden_forgetting"]["excluded_classes"] == changed
+        # The forgetting ledger of the version: per label, the changed one marked, in the
+        # lake row and as an MLflow artifact of its run.
+        ledger = json.loads(report["ledger"])
+        labelled = {e["group"]: e for e in ledger if e["kind"] == "label"}
+        assert {e["version"] for e in ledger} == {2} and sorted(c for c, e in labelled.items() if e["changed"]) == changed
+        run_id = lake.read("lora_adapter", day(8)).row(0, named=True)["mlflow_run_id"]
+        artifacts = {a.path for a in reg.client.list_artifacts(run_id, "eval")}
+        assert "eval/ledger.json" in artifacts, artifacts
         # The challenger alias is on the new version, which carries its failed verdict.
         assert reg.aliases() == {"challenger": 2, "champion": 1}
         evaluation = reg.version_info(2).evaluation
