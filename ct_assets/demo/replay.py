@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -126,7 +127,12 @@ class Replay:
         # Served traffic: `ct serve` writes the landing zone, so the pipeline reads it as a
         # user's own landing zone; the replay keeps the simulator settings for its ground truth.
         self.defs = build_definitions(landing_zone_settings(settings) if served else settings, home)
-        self.instance = DagsterInstance.from_config(str(home.dagster))
+        # Entered, so that Dagster's current defs-state storage is this instance's for the
+        # replay: one left current by an instance already collected (seen in the suite, from
+        # another test's instance) fails resolve_asset_graph with "undefined DagsterInstance
+        # weakref". close() exits it.
+        self._stack = ExitStack()
+        self.instance = self._stack.enter_context(DagsterInstance.from_config(str(home.dagster)))
         self.resources = self.defs.resources
         self.lake = Lake(base_path=home.lake_url)
         self.registry = resolved(self.resources["registry"])
@@ -291,6 +297,9 @@ class Replay:
                 events.append(f"{s.name} ends")
         return events
 
+    def close(self) -> None:
+        self._stack.close()
+
     def ledger(self, days: list[dt.date]) -> list[dict]:
         """The forgetting-ledger entries eval_report wrote on ``days`` (a day without an
         evaluation, or one written before the ledger existed, has none)."""
@@ -332,13 +341,16 @@ def run_replay(settings: Settings, home: CtHome, days: int, *, policy: str | Non
     each day's traffic goes through that running `ct serve` (demo/served_traffic.py)."""
     settings = with_policy(settings, policy or settings.triggers.policy)
     replay = Replay(settings, home, auto_approve=auto_approve, log=log, served=served)
-    records = []
-    first = start or settings.partitions.start_date
-    for i in range(days):
-        day = first + dt.timedelta(days=i)
-        records.append(replay.run_day(day))
-        if progress:
-            progress(i + 1, days, records[-1])
-    return ReplayResult(settings.triggers.policy, records, replay.golden_accuracies(),
-                        drift_start_day(settings), replay.failed,
-                        replay.ledger([first + dt.timedelta(days=i) for i in range(days)]))
+    try:
+        records = []
+        first = start or settings.partitions.start_date
+        for i in range(days):
+            day = first + dt.timedelta(days=i)
+            records.append(replay.run_day(day))
+            if progress:
+                progress(i + 1, days, records[-1])
+        return ReplayResult(settings.triggers.policy, records, replay.golden_accuracies(),
+                            drift_start_day(settings), replay.failed,
+                            replay.ledger([first + dt.timedelta(days=i) for i in range(days)]))
+    finally:
+        replay.close()
