@@ -57,6 +57,9 @@ class TrainingSettings(_Strict):
     ewc_lambda: float = Field(default=0.0, ge=0.0)
     warm_start: bool = True
     seed: int = 13
+    window_mode: Literal["fixed", "since_change"] = Field(
+        default="fixed", description="fixed: the last window_days; since_change: from the latest change point "
+        "a drift_report inside the window marked (plus replay from before it, minus rows the change contradicts)")
     # Step-speed options (ct_assets/training/speed.py has the measurements behind them).
     cls_only_last_layer: bool = Field(default=True, description="last layer computes token 0 only (exact)")
     num_threads: int = Field(default=0, ge=0, description="intra-op threads while training; 0 = torch's")

@@ -39,7 +39,7 @@ from ct_assets.orchestration.state import StateDirs
 from ct_assets.registry.records import EvalRecord
 from ct_assets.registry.resources import ModelRegistryResource
 from ct_assets.registry.runs import RunLog, metric_name
-from ct_assets.training.window import SPLIT
+from ct_assets.training.window import SPLIT, dataset_window
 
 GROUP = "model"
 
@@ -71,6 +71,7 @@ def build_evaluation_assets(settings: Settings, partitions_def, automation=None)
         adapter = single_row(lora_adapter, key, "lora_adapter")
         version = adapter["version"]
         holdout = training_dataset[key].filter(pl.col(SPLIT) == "holdout")
+        mode, window_start = dataset_window(training_dataset[key], registry.window_of(version)[0].isoformat())
         gold = golden.load()
         champion = registry.champion_version()
         # Concept changes the challenger was trained on: read from the lake, not as an asset
@@ -132,6 +133,8 @@ def build_evaluation_assets(settings: Settings, partitions_def, automation=None)
             "champion_golden_accuracy": inp.champion_golden["accuracy"] if inp.champion_golden else None,
             "holdout_rows": holdout.height,
             "changed_classes": json.dumps(sorted(changes.classes)),
+            # training.window_mode and the first day of the window the challenger trained on.
+            "window_mode": mode, "window_start": window_start,
             # The forgetting ledger (evaluation/ledger.py), so the timeline can line up versions.
             "ledger": json.dumps(ledger, sort_keys=True),
         }

@@ -18,6 +18,7 @@ failure) starts resumes where the killed one stopped.
 import datetime as dt
 import math
 import shutil
+from functools import partial
 from collections.abc import Mapping
 
 import polars as pl
@@ -49,7 +50,8 @@ from ct_assets.registry.resources import ModelRegistryResource
 from ct_assets.training.job import RegistryConfig, TrainingJob, TrainingProcessError, outcome
 from ct_assets.training.launcher import TrainingLauncher
 from ct_assets.training.resources import BaseModelResource
-from ct_assets.training.window import build_training_set, golden_overlap
+from ct_assets.training.change_window import contradicted_replay, find_change_point
+from ct_assets.training.window import WINDOW_MODE_COLUMN, WINDOW_START_COLUMN, build_training_set, golden_overlap
 
 GROUP = "model"
 # How far back the replay pool reaches before the window (days).
@@ -85,10 +87,28 @@ def build_training_assets(settings: Settings, partitions_def, automation=None) -
         pool = lake.read_many("validated_window", [d.isoformat() for d in pool_days])
         in_window = {k: f for k, f in validated_window.items() if day_of(k) >= window_start}
         gold = golden.load()
+        window_days, replay_filter, window_info = tr.window_days, None, None
+        if tr.window_mode == "since_change":
+            keys = [d.isoformat() for d in days_between(window_start, as_of)]
+            reports = lake.read_many("drift_report", keys)
+            cp = find_change_point({k: f["verdict"][0] if f.height else None for k, f in reports.items()},
+                                   as_of=as_of, window_days=tr.window_days, holdout_days=tr.holdout_days)
+            window_info = cp.to_stats("since_change")
+            if cp.missing_days:
+                context.log.warning(f"training_dataset[{key}]: no drift_report for {', '.join(cp.missing_days)}: "
+                                    "those days cannot mark a change point")
+            if cp.day is not None:
+                # Pre-change days of the window become replay candidates, filtered for contradictions.
+                pool.update({k: f for k, f in in_window.items() if day_of(k) < cp.start})
+                in_window = {k: f for k, f in in_window.items() if day_of(k) >= cp.start}
+                window_days = (as_of - cp.start).days + 1
+                replay_filter = partial(contradicted_replay, seed=tr.seed)
         ts = build_training_set(
             in_window,
             as_of=as_of,
-            window_days=tr.window_days,
+            window_days=window_days,
+            replay_filter=replay_filter,
+            window_info=window_info,
             replay_pool=pl.concat(list(pool.values()), how="diagonal_relaxed") if pool else pl.DataFrame(),
             replay_fraction=tr.replay_fraction,
             val_fraction=tr.val_fraction,
@@ -97,8 +117,11 @@ def build_training_assets(settings: Settings, partitions_def, automation=None) -
             golden_texts=gold.matching_keys,
             seed=tr.seed,
         )
-        frame = ts.combined()
         stats = ts.stats
+        # Carried in the frame so the training process (manifest, registered window) and
+        # eval_report see the window this dataset was actually built on.
+        frame = ts.combined().with_columns(**{WINDOW_MODE_COLUMN: pl.lit(stats["window"]["mode"]),
+                                              WINDOW_START_COLUMN: pl.lit(stats["window"]["start"])})
         yield Output({key: frame}, metadata={
             "rows": frame.height,
             "train_rows": ts.train.height,
@@ -107,6 +130,9 @@ def build_training_assets(settings: Settings, partitions_def, automation=None) -
             "replay_rows": stats["replay_rows"],
             "replay_share": stats["replay_share"],
             "window": f"{stats['window']['start']}..{stats['window']['end']}",
+            "window_mode": MetadataValue.json(stats["window"]),
+            **({"replay_contradicted": MetadataValue.json(stats["replay_contradicted"])}
+               if "replay_contradicted" in stats else {}),
             "rows_per_day": MetadataValue.md(markdown.counts({str(k): v for k, v in stats["rows_per_day"].items()}, "day")),
             "rows_per_label": MetadataValue.md(markdown.counts(stats["rows_per_label"], "label")),
             "golden_rows_removed": stats["leaked_removed"],

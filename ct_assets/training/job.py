@@ -48,7 +48,7 @@ from ct_assets.registry.runs import end_orphaned_runs, training_run
 from ct_assets.training.base_model import BaseModelSpec
 from ct_assets.training.fit import LoraParams, fit_adapter
 from ct_assets.training.loop import StepInfo, TrainConfig
-from ct_assets.training.window import SPLIT
+from ct_assets.training.window import SPLIT, dataset_window
 
 DATASET = "training_dataset"
 
@@ -156,8 +156,10 @@ ROOT_RUN_TAG = "dagster.root_run_id"
 def run_training(job: TrainingJob, tracking_uri: str, log: Callable[[str], None]) -> dict:
     """Train, log to MLflow and register; the lake row, manifest and early-stop flag."""
     tr, labels = job.settings.training, list(job.settings.labels)
-    key, window = job.partition, job.window
+    key = job.partition
     data = read_training_dataset(job)
+    mode, start = dataset_window(data, job.window[0])
+    window = (start, job.window[1])
     split = {name: data.filter(pl.col(SPLIT) == name) for name in ("train", "val", "holdout")}
     replay = split["train"].filter(pl.col("_origin") == "replay")
     registry = job.registry.connect(tracking_uri)
@@ -191,7 +193,7 @@ def run_training(job: TrainingJob, tracking_uri: str, log: Callable[[str], None]
             out_dir=job.checkpoint_dir / "adapter",
             manifest_extra={
                 "partition": key,
-                "window": {"start": window[0], "end": window[1]},
+                "window": {"start": window[0], "end": window[1], "mode": mode},
                 "rows_per_day": {str(d): n for d, n in data.group_by("_day").len().iter_rows()},
                 "replay_share": round(replay.height / max(1, split["train"].height + split["val"].height), 4),
                 "warm_start_from": champion if champion_dir is not None else None,

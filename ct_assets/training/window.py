@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import polars as pl
@@ -35,6 +35,16 @@ SCHEMA = CONTRACT_SCHEMA
 OUTPUT_COLUMNS: tuple[str, ...] = (*SCHEMA, "_origin", "_day")
 # training_dataset stores the three splits in one frame; this column says which is which.
 SPLIT = "_split"
+# training_dataset also carries the window it was built on (fixed | since_change, first day).
+WINDOW_MODE_COLUMN, WINDOW_START_COLUMN = "_window_mode", "_window_start"
+
+
+def dataset_window(frame: pl.DataFrame, default_start: str) -> tuple[str, str]:
+    """(mode, first day) a training_dataset frame was built on; a frame written before the
+    columns existed was a fixed window starting at ``default_start``."""
+    if frame.height and WINDOW_START_COLUMN in frame.columns:
+        return str(frame[WINDOW_MODE_COLUMN][0]), str(frame[WINDOW_START_COLUMN][0])
+    return "fixed", default_start
 # Fixed salt (not the training seed): a row's val membership must survive config changes
 # to the seed as well as the window sliding.
 _VAL_SALT = "ct-val-v1"
@@ -175,7 +185,12 @@ def build_training_set(
     golden_ids: set[str],
     golden_texts: set[str],
     seed: int,
+    replay_filter: Callable[[pl.DataFrame, pl.DataFrame], tuple[pl.DataFrame, dict]] | None = None,
+    window_info: Mapping | None = None,
 ) -> TrainingSet:
+    """``replay_filter(pool, window) -> (pool, counts)`` runs on the replay pool before the
+    sample is drawn (change_window.contradicted_replay); ``window_info`` is merged into
+    stats["window"] (the mode and where the window starts)."""
     if not 1 <= holdout_days < window_days:
         raise ValueError(f"holdout_days {holdout_days} must be >= 1 and < window_days {window_days}")
     if not 0.0 < val_fraction < 1.0 or not 0.0 <= replay_fraction <= 1.0:
@@ -205,6 +220,9 @@ def build_training_set(
     pool, _ = _point_in_time(pool, as_of)
     leaked_pool = pool.filter(golden).height
     pool = pool.filter(~golden).join(window.select("event_id"), on="event_id", how="anti")
+    filtered = None
+    if replay_filter is not None:
+        pool, filtered = replay_filter(pool, window)
     size = math.floor(replay_fraction * window.height + 0.5)  # round half up, not banker's
     replay = _replay_sample(pool, size, seed, as_of)
 
@@ -225,7 +243,7 @@ def build_training_set(
     per_day.update({d.isoformat(): int(n) for d, n in window.group_by("_day").len().iter_rows()})
     everything = pl.concat([train, val, holdout])
     stats = {
-        "window": {"start": start.isoformat(), "end": as_of.isoformat()},
+        "window": {"mode": "fixed", "start": start.isoformat(), "end": as_of.isoformat(), **(window_info or {})},
         "rows_per_day": dict(sorted(per_day.items())),
         "rows_per_label": _label_counts(everything),
         "train_rows_per_label": _label_counts(train),
@@ -237,6 +255,7 @@ def build_training_set(
         "leaked_removed": leaked_window + leaked_pool,
         "duplicates_removed": duplicates,
         "dropped": dropped,
+        **({"replay_contradicted": filtered} if filtered is not None else {}),
     }
     return TrainingSet(train=train, val=val, holdout=holdout, stats=stats)
 

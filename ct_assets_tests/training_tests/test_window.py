@@ -266,5 +266,5 @@ def test_metadata_is_plain():
     ts = build(replay_pool=pool({"billing": 10, "refund": 10}))
     meta = ts.to_metadata()
     assert json.loads(json.dumps(meta)) == meta
-    assert meta["window"] == {"start": "2026-09-07", "end": "2026-09-20"}
+    assert meta["window"] == {"mode": "fixed", "start": "2026-09-07", "end": "2026-09-20"}
     assert set(meta["rows_per_label"]) == set(LABELS)

@@ -92,7 +92,7 @@ def test_a_small_set_whole_stats_splits_and_the_half_open_cuts():
     assert [ts.train["event_id"].to_list(), ts.val["event_id"].to_list(), ts.holdout["event_id"].to_list()] == [
         ["p1", "p2"], ["a", "b"], ["c"]]
     assert ts.stats == {
-        "window": {"start": "2026-09-19", "end": "2026-09-20"},
+        "window": {"mode": "fixed", "start": "2026-09-19", "end": "2026-09-20"},
         "rows_per_day": {"2026-09-19": 2, "2026-09-20": 1},
         "rows_per_label": {"billing": 3, "refund": 1, "shipping": 1},
         "train_rows_per_label": {"billing": 2},
