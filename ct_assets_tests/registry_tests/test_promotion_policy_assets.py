@@ -71,6 +71,7 @@ def test_gate_blocks_a_worse_challenger_and_the_champion_stays(tmp_path, keyword
         assert ran == {"training_dataset", "lora_adapter", "eval_report"}
         report = lake.read("eval_report", day(8)).row(0, named=True)
         assert report["gate_passed"] is False and report["champion_version"] == 1
+        assert (report["window_mode"], report["window_start"]) == ("fixed", reg.version_info(2).window[0].isoformat())
         assert report["holdout_accuracy"] < report["champion_holdout_accuracy"]
         # Days 5-7's shifted labels contradict the golden labels of a class, which the
         # drift_report's concept_shift flags: the gate leaves that class out of forgetting
