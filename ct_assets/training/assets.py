@@ -18,8 +18,8 @@ failure) starts resumes where the killed one stopped.
 import datetime as dt
 import math
 import shutil
-from functools import partial
 from collections.abc import Mapping
+from functools import partial
 
 import polars as pl
 from dagster import (
@@ -47,10 +47,10 @@ from ct_assets.orchestration.partitions import only_partition, trailing_days
 from ct_assets.orchestration.run_tags import tag_run_story
 from ct_assets.orchestration.state import StateDirs
 from ct_assets.registry.resources import ModelRegistryResource
+from ct_assets.training.change_window import contradicted_replay, find_change_point
 from ct_assets.training.job import RegistryConfig, TrainingJob, TrainingProcessError, outcome
 from ct_assets.training.launcher import TrainingLauncher
 from ct_assets.training.resources import BaseModelResource
-from ct_assets.training.change_window import contradicted_replay, find_change_point
 from ct_assets.training.window import WINDOW_MODE_COLUMN, WINDOW_START_COLUMN, build_training_set, golden_overlap
 
 GROUP = "model"

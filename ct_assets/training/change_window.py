@@ -32,12 +32,14 @@ Contradiction filter (replay rows only; window rows are the new truth)
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from ct_assets.training.window import _normalized_text_expr
 
 CHANGE_VERDICTS = ("drift", "new_class")
 # 5 neighbours with 3 votes: one near-duplicate cannot overrule a row on its own, a clear
@@ -82,8 +84,6 @@ def contradicted_replay(pool: pl.DataFrame, post: pl.DataFrame, *, seed: int) ->
     counts = {"same_text": 0, "neighbours": 0, "kept": pool.height, "neighbour_rows": 0}
     if pool.height == 0 or post.height == 0:
         return pool, counts
-    from ct_assets.training.window import _normalized_text_expr
-
     key = _normalized_text_expr().alias("_key")
     post_labels = post.select(key, "label").unique()
     pool = pool.with_columns(key)
@@ -95,10 +95,16 @@ def contradicted_replay(pool: pl.DataFrame, post: pl.DataFrame, *, seed: int) ->
     pool = pool.join(clash, on=["_key", "label"], how="anti").drop("_key")
     counts["same_text"] = same_text.height
 
+    # Sorted first: the window's dedup does not keep row order, and a seeded sample of an
+    # unordered frame would pick different neighbours on a rerun.
+    post = post.sort("event_id")
     neighbours = post if post.height <= MAX_NEIGHBOUR_ROWS else post.sample(MAX_NEIGHBOUR_ROWS, seed=seed)
     counts["neighbour_rows"] = neighbours.height
     drop = _neighbour_votes(pool["text"].to_list(), pool["label"].to_list(),
                             neighbours["text"].to_list(), neighbours["label"].to_list())
+    if drop is None:  # said, not hidden: the neighbour rule could not judge anything
+        counts["neighbours_skipped"] = "no comparable post-change text (only empty or too-short texts)"
+        drop = np.zeros(pool.height, dtype=bool)
     counts["neighbours"] = int(drop.sum())
     pool = pool.filter(pl.Series(~drop))
     counts["kept"] = pool.height
@@ -106,10 +112,9 @@ def contradicted_replay(pool: pl.DataFrame, post: pl.DataFrame, *, seed: int) ->
 
 
 def _neighbour_votes(texts: Sequence[str], labels: Sequence[str], ref_texts: Sequence[str],
-                     ref_labels: Sequence[str]) -> np.ndarray:
-    """True where the row's close post-change neighbours mostly carry another label."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
+                     ref_labels: Sequence[str]) -> np.ndarray | None:
+    """True where the row's close post-change neighbours mostly carry another label; None
+    when the post-change texts give the vectorizer no vocabulary (nothing to compare to)."""
     out = np.zeros(len(texts), dtype=bool)
     if not texts or not ref_texts:
         return out
@@ -117,16 +122,19 @@ def _neighbour_votes(texts: Sequence[str], labels: Sequence[str], ref_texts: Seq
     try:
         ref = vectorizer.fit_transform(ref_texts)
     except ValueError:  # only empty / too-short texts after the change: nothing to compare to
-        return out
-    ref_labels = np.asarray(ref_labels, dtype=object)
+        return None
+    # Labels as codes so the vote is array arithmetic, not a Python loop per replay row.
+    names, ref_codes = np.unique(np.asarray(ref_labels, dtype=object).astype(str), return_inverse=True)
+    index = {name: i for i, name in enumerate(names)}
+    own = np.array([index.get(str(y), -1) for y in labels])  # -1: a label nobody uses after the change
     k = min(NEIGHBOURS, ref.shape[0])
     for lo in range(0, len(texts), _CHUNK):
         sims = (vectorizer.transform(texts[lo:lo + _CHUNK]) @ ref.T).toarray()  # rows are L2-normalised
         top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        for i, idx in enumerate(top):
-            close = idx[sims[i, idx] >= MIN_SIMILARITY]
-            if len(close) < MIN_VOTES:
-                continue
-            label, votes = Counter(ref_labels[close]).most_common(1)[0]
-            out[lo + i] = votes >= MIN_VOTES and label != labels[lo + i]
+        close = np.take_along_axis(sims, top, axis=1) >= MIN_SIMILARITY
+        codes = np.where(close, ref_codes[top], -1)
+        votes = np.stack([(codes == c).sum(axis=1) for c in range(len(names))], axis=1)
+        # MIN_VOTES (3) of NEIGHBOURS (5) is a strict majority, so the winner is unique.
+        winner, top_votes = votes.argmax(axis=1), votes.max(axis=1)
+        out[lo:lo + len(top)] = (top_votes >= MIN_VOTES) & (winner != own[lo:lo + len(top)])
     return out

@@ -37,6 +37,9 @@ OUTPUT_COLUMNS: tuple[str, ...] = (*SCHEMA, "_origin", "_day")
 SPLIT = "_split"
 # training_dataset also carries the window it was built on (fixed | since_change, first day).
 WINDOW_MODE_COLUMN, WINDOW_START_COLUMN = "_window_mode", "_window_start"
+# Fixed salt (not the training seed): a row's val membership must survive config changes
+# to the seed as well as the window sliding.
+_VAL_SALT = "ct-val-v1"
 
 
 def dataset_window(frame: pl.DataFrame, default_start: str) -> tuple[str, str]:
@@ -45,9 +48,6 @@ def dataset_window(frame: pl.DataFrame, default_start: str) -> tuple[str, str]:
     if frame.height and WINDOW_START_COLUMN in frame.columns:
         return str(frame[WINDOW_MODE_COLUMN][0]), str(frame[WINDOW_START_COLUMN][0])
     return "fixed", default_start
-# Fixed salt (not the training seed): a row's val membership must survive config changes
-# to the seed as well as the window sliding.
-_VAL_SALT = "ct-val-v1"
 
 
 @dataclass(frozen=True)
@@ -220,16 +220,17 @@ def build_training_set(
     pool, _ = _point_in_time(pool, as_of)
     leaked_pool = pool.filter(golden).height
     pool = pool.filter(~golden).join(window.select("event_id"), on="event_id", how="anti")
+    holdout_start = as_of - dt.timedelta(days=holdout_days - 1)
     filtered = None
     if replay_filter is not None:
-        pool, filtered = replay_filter(pool, window)
+        # Judged by the training days only: the holdout's labels must not shape what trains.
+        pool, filtered = replay_filter(pool, window.filter(pl.col("event_ts").dt.date() < holdout_start))
     size = math.floor(replay_fraction * window.height + 0.5)  # round half up, not banker's
     replay = _replay_sample(pool, size, seed, as_of)
 
     day_expr = pl.col("event_ts").dt.date().alias("_day")
     window = window.with_columns(_origin=pl.lit("window"), _day=day_expr)
     replay = replay.with_columns(_origin=pl.lit("replay"), _day=day_expr)
-    holdout_start = as_of - dt.timedelta(days=holdout_days - 1)
     holdout = window.filter(pl.col("_day") >= holdout_start)
     rest = _with_hash(pl.concat([window.filter(pl.col("_day") < holdout_start), replay]), _VAL_SALT)
     val = rest.filter(pl.col("_h") < val_fraction).drop("_h")

@@ -132,3 +132,42 @@ def test_fixed_mode_stats_say_fixed():
                             replay_pool=pl.DataFrame(), replay_fraction=0.1, val_fraction=0.1, holdout_days=1,
                             golden_ids=set(), golden_texts=set(), seed=1)
     assert ts.stats["window"]["mode"] == "fixed" and "replay_contradicted" not in ts.stats
+
+
+def test_holdout_labels_do_not_filter_the_replay():
+    """Only a holdout day says the old text means something else now: the replay keeps it."""
+    train_day, holdout_day = AS_OF - dt.timedelta(days=1), AS_OF
+    window = {train_day: _day_frame(train_day, [(f"my parcel {n} is late", "shipping") for n in range(4)], "t"),
+              holdout_day: _day_frame(holdout_day, [("please cancel my subscription now", "refund")], "h")}
+    old_day = AS_OF - dt.timedelta(days=5)
+    pool = _day_frame(old_day, [("please cancel my subscription now", "cancellation")], "old")
+    ts = build_training_set(window, as_of=AS_OF, window_days=2, replay_pool=pool, replay_fraction=1.0,
+                            val_fraction=0.1, holdout_days=1, golden_ids=set(), golden_texts=set(), seed=3,
+                            replay_filter=partial(contradicted_replay, seed=3))
+    assert ts.stats["replay_contradicted"]["same_text"] == 0 and ts.stats["replay_rows"] == 1
+
+
+def test_neighbour_cap_is_a_seeded_sample_independent_of_row_order(monkeypatch):
+    """A big post-change day is capped to MAX_NEIGHBOUR_ROWS neighbours; the same seed picks
+    the same ones whatever order the window's dedup left the rows in."""
+    import ct_assets.training.change_window as cw
+
+    monkeypatch.setattr(cw, "MAX_NEIGHBOUR_ROWS", 4)
+    post = _rows([(f"please cancel my subscription {n}", "refund") for n in range(8)], "post")
+    pool = _rows([("please cancel my subscription", "cancellation"), ("my parcel is late", "shipping")], "old")
+    kept, counts = contradicted_replay(pool, post, seed=7)
+    again, counts_again = contradicted_replay(pool, post.reverse(), seed=7)
+    assert counts["neighbour_rows"] == 4 and counts == counts_again
+    assert kept.equals(again) and kept["event_id"].to_list() == ["old1"]
+
+
+def test_neighbour_rule_that_cannot_judge_says_so():
+    """Post-change texts with no character n-grams (here empty) give the vectorizer no
+    vocabulary: the same-text rule still runs, nothing is dropped by neighbours, and the
+    counts say why."""
+    post = _rows([("", "refund"), ("", "refund")], "post")
+    pool = _rows([("please cancel my subscription", "cancellation"), ("", "shipping")], "old")
+    kept, counts = contradicted_replay(pool, post, seed=0)
+    assert counts["same_text"] == 1 and counts["neighbours"] == 0
+    assert counts["neighbours_skipped"].startswith("no comparable post-change text")
+    assert kept["event_id"].to_list() == ["old0"]
