@@ -60,6 +60,9 @@ class TrainingSettings(_Strict):
     window_mode: Literal["fixed", "since_change"] = Field(
         default="fixed", description="fixed: the last window_days; since_change: from the latest change point "
         "a drift_report inside the window marked (plus replay from before it, minus rows the change contradicts)")
+    method: Literal["lora", "full"] = Field(
+        default="lora", description="lora: low-rank adapter on the frozen base; full: the whole encoder plus the "
+        "head trains and every version stores its full weights (safetensors)")
     # Step-speed options (ct_assets/training/speed.py has the measurements behind them).
     cls_only_last_layer: bool = Field(default=True, description="last layer computes token 0 only (exact)")
     num_threads: int = Field(default=0, ge=0, description="intra-op threads while training; 0 = torch's")

@@ -1,4 +1,5 @@
-"""Load a registered model (frozen base + adapter) by alias or version, and predict.
+"""Load a registered model (frozen base + adapter, or base architecture + full weights
+for a ``method: full`` version) by alias or version, and predict.
 
 The one entry point for prediction: the eval report, the drift report and the shadow
 all use it, and MLflow's own loader reaches ``predictor_from_dir`` through
@@ -15,8 +16,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from pathlib import Path
 
-from ct_assets.training.adapter_io import load_adapter, read_manifest
+from ct_assets.training.adapter_io import FULL_WEIGHTS, WEIGHTS, read_manifest
 from ct_assets.training.base_model import BaseModelSpec, base_hash, resolve_base_dir
+from ct_assets.training.full_model import load_version
 from ct_assets.training.predict import Predictor
 
 _LOADED: OrderedDict[tuple, Predictor] = OrderedDict()
@@ -62,9 +64,11 @@ def predictor_from_dir(
     adapter: Path, subject: str, *, max_length: int = 64, batch_size: int = 64, device: str = "auto",
     precision: str = "fp32",
 ) -> Predictor:
-    """Base (hash-checked) + the adapter directory ``adapter``, ready to ``predict(texts)``."""
+    """Base (hash-checked) + the version directory ``adapter`` of either kind, ready to
+    ``predict(texts)``. A full version is checked against the base too: its architecture
+    and tokenizer are the base's."""
     spec = checked_base(read_manifest(adapter), subject)
-    model, tokenizer, labels = load_adapter(spec, adapter)
+    model, tokenizer, labels = load_version(spec, adapter)
     # The model was loaded for this predictor alone: merge in place, no second copy in memory.
     return Predictor(model, tokenizer, labels, max_length=max_length, batch_size=batch_size, device=device,
                      precision=precision, copy_model=False)
@@ -73,7 +77,8 @@ def predictor_from_dir(
 def adapter_dir_for(registry, version: int, cache_dir: Path) -> Path:
     target = cache_dir / f"{registry.model_name}-v{version}"
     adapter = target / "adapter"
-    if not (adapter / "adapter_model.safetensors").exists():
+    # A download is renamed into place whole, so a weights file of either kind means complete.
+    if not any((adapter / name).exists() for name in (WEIGHTS, FULL_WEIGHTS)):
         adapter = registry.download_adapter(version, target)
     return adapter
 

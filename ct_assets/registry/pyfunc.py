@@ -7,7 +7,9 @@ environment files beside the adapter files. MLflow imports this module and calls
 ``PythonModel`` subclass, because MLflow cloudpickles a PythonModel into the version,
 and a version holds only safetensors and JSON. The base is referenced by the manifest
 (kind, name, weight hash) and hash-checked on load with registry.loader's own check, so
-a version costs its adapter's bytes and nothing more. The result is that
+a version costs its weights file and nothing more: the adapter for a LoRA version, every
+weight for a full one (``model.safetensors``, loaded into the base's architecture and
+tokenizer; training/full_model.py). The result is that
 
     mlflow models serve -m models:/<name>@champion --env-manager local
 

@@ -1,9 +1,13 @@
-"""The adapter directory (docs/CONTRACTS.md, "Adapter directory").
+"""The version directory (docs/CONTRACTS.md, "Adapter directory"), of either kind.
 
-    adapter_model.safetensors  LoRA matrices + classification head (peft key names)
-    adapter_config.json        peft LoraConfig
+    adapter_model.safetensors  method lora: LoRA matrices + classification head (peft key names)
+    adapter_config.json        method lora: peft LoraConfig
+    model.safetensors          method full: every weight of the model (full_model.py)
     labels.json                list of label names, index = class id
-    manifest.json              whatever the caller records (lineage, metrics, ...)
+    manifest.json              what the caller records (lineage, metrics, ...) plus, always,
+                               "method", "bytes_stored" (the weights file) and "trainable_params"
+
+A directory without "method" in its manifest predates full fine-tuning and is a LoRA one.
 
 Loading reads tensors with ``safetensors`` only and builds the config from JSON, so
 nothing is ever unpickled: a directory without adapter_model.safetensors is refused
@@ -17,7 +21,7 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +33,8 @@ from ct_assets.training.base_model import BaseModelSpec, load_base
 from ct_assets.training.lora import head_modules, peft_wrap
 
 WEIGHTS = "adapter_model.safetensors"
+FULL_WEIGHTS = "model.safetensors"
+METHODS = ("lora", "full")
 CONFIG = "adapter_config.json"
 LABELS = "labels.json"
 MANIFEST = "manifest.json"
@@ -46,14 +52,30 @@ class AdapterFiles:
     bytes: int  # size of the weights file
 
 
-def _check_adapter_dir(adapter_dir: Path) -> Path:
+def method_of(adapter_dir: Path | str) -> str:
+    """"lora" or "full": what the version directory holds, from its manifest."""
+    path = Path(adapter_dir) / MANIFEST
+    method = read_manifest(adapter_dir).get("method", "lora") if path.is_file() else "lora"
+    if method not in METHODS:
+        raise ValueError(f"{path}: method {method!r} is not one of {METHODS}")
+    return method
+
+
+def version_weights(adapter_dir: Path | str, method: str | None = None) -> Path:
+    """The weights file of ``adapter_dir``'s kind, checked to exist; ``method``, when
+    given, is the kind the caller expects (a LoRA loader must not read a full version)."""
+    adapter_dir = Path(adapter_dir)
     if not adapter_dir.is_dir():
         raise FileNotFoundError(f"adapter directory does not exist: {adapter_dir}")
-    weights = adapter_dir / WEIGHTS
+    actual = method_of(adapter_dir)
+    if method is not None and actual != method:
+        raise ValueError(f"{adapter_dir} holds a {actual} version, not a {method} one")
+    name = FULL_WEIGHTS if actual == "full" else WEIGHTS
+    weights = adapter_dir / name
     if not weights.is_file():
         pickles = sorted(p.name for p in adapter_dir.iterdir() if p.suffix in _PICKLE_SUFFIXES)
         extra = f" (found {pickles}; pickle formats are never loaded)" if pickles else ""
-        raise FileNotFoundError(f"refusing adapter directory {adapter_dir}: no {WEIGHTS}{extra}")
+        raise FileNotFoundError(f"refusing {actual} directory {adapter_dir}: no {name}{extra}")
     return weights
 
 
@@ -76,29 +98,47 @@ def save_adapter(
     manifest: dict,
     overwrite: bool = False,
 ) -> AdapterFiles:
-    """Write the adapter directory atomically: everything goes into a sibling temp dir
-    that is renamed into place, so a reader never sees a half-written adapter.
+    """Write a LoRA version directory atomically (see write_version_dir)."""
 
-    ``overwrite=True`` swaps an existing directory (old one renamed aside, then removed).
+    def write(tmp: Path) -> None:
+        peft_model.save_pretrained(str(tmp), safe_serialization=True)
+        (tmp / "README.md").unlink(missing_ok=True)  # peft's model-card stub, not ours
+        _check_head_saved(tmp / WEIGHTS, head_modules(peft_model.get_base_model()))
+
+    return write_version_dir(peft_model, out_dir, labels, manifest, "lora", write, overwrite)
+
+
+def write_version_dir(model, out_dir: Path | str, labels: Sequence[str], manifest: dict, method: str,
+                      write_weights: Callable[[Path], None], overwrite: bool = False) -> AdapterFiles:
+    """Everything goes into a sibling temp dir (``write_weights(tmp)`` writes the tensors)
+    that is renamed into place, so a reader never sees a half-written version.
+
+    The manifest gets "method", "bytes_stored" and "trainable_params" (those with
+    requires_grad: the ones this version changed). ``overwrite=True`` swaps an existing
+    directory (old one renamed aside, then removed).
     """
     out_dir = Path(out_dir)
     labels = list(labels)
-    num_labels = peft_model.config.num_labels
+    num_labels = model.config.num_labels
     if len(labels) != num_labels:
         raise ValueError(f"{len(labels)} labels {labels} for a model with {num_labels} outputs")
     if out_dir.exists() and not overwrite:
         raise FileExistsError(f"adapter directory already exists: {out_dir}")
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    manifest = {**manifest, "method": method, "trainable_params": trainable, "bytes_stored": 0}
     # Serialise first: a non-JSON manifest must fail before anything touches the disk.
-    manifest_text = json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False)
+    json.dumps(manifest, allow_nan=False)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
     done = False
     try:
-        peft_model.save_pretrained(str(tmp), safe_serialization=True)
-        (tmp / "README.md").unlink(missing_ok=True)  # peft's model-card stub, not ours
-        _check_head_saved(tmp / WEIGHTS, head_modules(peft_model.get_base_model()))
+        tmp.mkdir()
+        write_weights(tmp)
+        weights_name = FULL_WEIGHTS if method == "full" else WEIGHTS
+        manifest["bytes_stored"] = (tmp / weights_name).stat().st_size
         (tmp / LABELS).write_text(json.dumps(labels, indent=2), encoding="utf-8")
-        (tmp / MANIFEST).write_text(manifest_text, encoding="utf-8")
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False),
+                                    encoding="utf-8")
         if out_dir.exists():
             trash = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
             os.replace(out_dir, trash)
@@ -110,7 +150,7 @@ def save_adapter(
     finally:
         if not done:
             shutil.rmtree(tmp, ignore_errors=True)
-    weights = out_dir / WEIGHTS
+    weights = out_dir / weights_name
     return AdapterFiles(
         directory=out_dir,
         weights=weights,
@@ -133,7 +173,7 @@ def _check_head_saved(weights: Path, heads: list[str]) -> None:
 def _load_weights(peft_model, adapter_dir: Path) -> None:
     from peft import set_peft_model_state_dict
 
-    weights = _check_adapter_dir(adapter_dir)
+    weights = version_weights(adapter_dir, "lora")
     state = load_file(str(weights), device="cpu")  # safetensors: no pickle involved
     result = set_peft_model_state_dict(peft_model, state)
     if result.unexpected_keys:
@@ -149,7 +189,7 @@ def load_adapter(base_spec_or_dir: BaseModelSpec | Path | str, adapter_dir: Path
     from peft import LoraConfig
 
     adapter_dir = Path(adapter_dir)
-    _check_adapter_dir(adapter_dir)
+    version_weights(adapter_dir, "lora")
     labels = read_labels(adapter_dir)
     base, tokenizer = load_base(base_spec_or_dir, len(labels), labels, seed=seed)
     config = LoraConfig.from_pretrained(str(adapter_dir))  # JSON only
@@ -162,13 +202,14 @@ def load_adapter(base_spec_or_dir: BaseModelSpec | Path | str, adapter_dir: Path
 def load_adapter_weights_into(
     peft_model, adapter_dir: Path | str, expected_labels: Sequence[str] | None = None
 ) -> None:
-    """Warm start: copy a saved adapter's LoRA + head weights into a trainable PeftModel.
+    """Warm start: copy a saved adapter's LoRA + head weights into a trainable PeftModel
+    (another kind of version: full_model.warm_start_from).
 
     The target must have the same target modules, rank and head size; labels are compared
     when given, since a reordered label list would silently permute the head.
     """
     adapter_dir = Path(adapter_dir)
-    _check_adapter_dir(adapter_dir)
+    version_weights(adapter_dir)
     if expected_labels is not None and read_labels(adapter_dir) != list(expected_labels):
         raise ValueError(
             f"warm start from {adapter_dir}: labels {read_labels(adapter_dir)} != {list(expected_labels)}"
@@ -177,8 +218,8 @@ def load_adapter_weights_into(
 
 
 def adapter_bytes(adapter_dir: Path | str) -> int:
-    """Size of adapter_model.safetensors: the per-version storage cost."""
-    return _check_adapter_dir(Path(adapter_dir)).stat().st_size
+    """Size of the version's weights file, either kind: the per-version storage cost."""
+    return version_weights(Path(adapter_dir)).stat().st_size
 
 
 # ---- trainer checkpoints (layout documented in ct_assets.training.loop) -------------------

@@ -54,6 +54,10 @@ from ct_assets.training.resources import BaseModelResource
 from ct_assets.training.window import WINDOW_MODE_COLUMN, WINDOW_START_COLUMN, build_training_set, golden_overlap
 
 GROUP = "model"
+# Version bytes / base bytes a healthy version stays under: a LoRA adapter is a few percent
+# of the base; a full fine-tune is a copy of the base plus the head, so more than that means
+# something extra (an optimizer state, a second copy) was stored.
+SIZE_RATIO_LIMITS = {"lora": 0.1, "full": 1.05}
 # How far back the replay pool reaches before the window (days).
 REPLAY_LOOKBACK_DAYS = 90
 
@@ -160,7 +164,8 @@ def build_training_assets(settings: Settings, partitions_def, automation=None) -
             AssetCheckSpec("finite_loss", asset="lora_adapter", blocking=True, partitions_def=partitions_def,
                            description="every training and validation loss was a finite number"),
             AssetCheckSpec("adapter_size_ratio", asset="lora_adapter", partitions_def=partitions_def,
-                           description="adapter bytes are a small fraction of the base's"),
+                           description=f"stored bytes / base bytes under {SIZE_RATIO_LIMITS[tr.method]} "
+                                       f"(training.method {tr.method})"),
         ],
         automation_condition=auto.get("lora_adapter"),
         freshness_policy=auto.get("model_freshness"),
@@ -223,7 +228,9 @@ def build_training_assets(settings: Settings, partitions_def, automation=None) -
         loss = row["final_train_loss"]
         yield AssetCheckResult(check_name="finite_loss", passed=math.isfinite(loss),
                                severity=AssetCheckSeverity.ERROR, metadata={"final_train_loss": loss})
-        yield AssetCheckResult(check_name="adapter_size_ratio", passed=row["size_ratio"] < 0.1,
-                               severity=AssetCheckSeverity.WARN, metadata={"ratio": row["size_ratio"]})
+        limit = SIZE_RATIO_LIMITS[tr.method]
+        yield AssetCheckResult(check_name="adapter_size_ratio", passed=row["size_ratio"] < limit,
+                               severity=AssetCheckSeverity.WARN,
+                               metadata={"ratio": row["size_ratio"], "limit": limit, "method": tr.method})
 
     return [training_dataset, lora_adapter]

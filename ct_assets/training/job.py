@@ -176,7 +176,7 @@ def run_training(job: TrainingJob, tracking_uri: str, log: Callable[[str], None]
     for orphan in end_orphaned_runs(registry, ROOT_RUN_TAG, job.root_run_id):
         log(f"MLflow run {orphan} of a killed attempt marked KILLED")
     with training_run(registry, f"lora_adapter-{key}", run_tags) as run:
-        run.params({**config.__dict__, "lora_r": tr.lora.r, "lora_alpha": tr.lora.alpha,
+        run.params({**config.__dict__, "method": tr.method, "lora_r": tr.lora.r, "lora_alpha": tr.lora.alpha,
                     "lora_dropout": tr.lora.dropout, "warm_start": tr.warm_start,
                     "window": f"{window[0]}..{window[1]}", "base": job.base.model_id})
 
@@ -200,7 +200,7 @@ def run_training(job: TrainingJob, tracking_uri: str, log: Callable[[str], None]
                 # The golden version its training rows were kept disjoint from.
                 "golden": job.golden_version,
             },
-            champion_adapter=champion_dir, warm_start=tr.warm_start, on_step=on_step,
+            champion_adapter=champion_dir, warm_start=tr.warm_start, on_step=on_step, method=tr.method,
         )
         r = fit.result
         metrics = {"final_train_loss": r.final_train_loss, "samples_per_second": r.samples_per_second,

@@ -11,7 +11,8 @@ Inference precision (``Predictor(precision=...)``, bench/inference.py measures e
 * every precision first folds the LoRA weights into a copy of the base (peft
   ``merge_and_unload``): exact to float rounding, and the graph is then a plain BERT,
   which is what int8 quantization and the fused SDPA attention path expect. The
-  registry keeps the adapter; only the in-memory inference copy is merged.
+  registry keeps the adapter; only the in-memory inference copy is merged. A full
+  fine-tune (training.method: full) is that plain model already: nothing to merge.
 * ``fp32``: the reference. On CPU MiniLM is compute-bound on the encoder's Linear
   layers (~21 MFLOP per token), so fp32 cannot go much faster than the merged model.
 * ``int8``: dynamic int8 quantization of the encoder's Linear layers (CPU only: the

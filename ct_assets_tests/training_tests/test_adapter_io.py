@@ -51,7 +51,10 @@ def test_saved_directory_matches_the_contract(trained, tiny_base_dir):
     assert sorted(os.listdir(files.directory)) == [
         "adapter_config.json", "adapter_model.safetensors", "labels.json", "manifest.json"]
     assert json.loads(files.labels.read_text()) == LABELS
-    assert read_manifest(files.directory) == {"run_id": "r1", "val_accuracy": 0.5}
+    # The caller's keys, plus what every version records about itself (either method).
+    trainable = sum(p.numel() for p in trained[0].parameters() if p.requires_grad)
+    assert read_manifest(files.directory) == {"run_id": "r1", "val_accuracy": 0.5, "method": "lora",
+                                              "bytes_stored": files.bytes, "trainable_params": trainable}
     assert files.bytes == adapter_bytes(files.directory) > 0
     assert files.bytes < base_bytes(tiny_base_dir)
     assert not list(files.directory.parent.glob(".*tmp*"))  # no temp dir left behind
@@ -103,7 +106,7 @@ def test_save_is_atomic_and_does_not_clobber(trained, tmp_path):
     with pytest.raises(FileExistsError):
         save_adapter(model, target, LABELS, {"n": 2})
     save_adapter(model, target, LABELS, {"n": 2}, overwrite=True)
-    assert read_manifest(target) == {"n": 2}
+    assert read_manifest(target)["n"] == 2
     assert [p.name for p in tmp_path.iterdir()] == ["v2"]
     with pytest.raises(ValueError, match="6 outputs"):
         save_adapter(model, tmp_path / "v3", LABELS[:3], {})
