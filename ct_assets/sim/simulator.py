@@ -10,7 +10,8 @@ scenario on changes only what that scenario is about.
 Named drift scenarios (see ``SCENARIO_NAMES``) switch on by day index; the words they
 introduce are listed in ``simulator_text`` (``LAUNCH_NAMES``, ``LAUNCH_MARKERS``,
 ``SLANG_MARKERS``) so drift tests can target them. The quality incident lives in
-``_corrupt``, the seasonal absence of one class in ``seasonal``. Wording lives in
+``_corrupt``, the seasonal absence of one class in ``seasonal``, what concept_change
+relabels and label_shift's outage wording in ``scenario_rules``. Wording lives in
 ``simulator_text``.
 
 CLI (``sim/cli.py``): ``python -m ct_assets.sim.cli golden > ct_assets/sim/golden/golden_v1.jsonl``
@@ -32,6 +33,7 @@ import numpy as np
 
 from ct_assets.core.settings import SimulatorSettings
 from ct_assets.sim import render, seasonal
+from ct_assets.sim import scenario_rules as rules
 from ct_assets.sim import vocabulary as txt
 from ct_assets.sim.corruption import BAD_KINDS, corrupt
 from ct_assets.sim.vocabulary import (
@@ -74,7 +76,7 @@ GOLDEN_PER_LABEL = 60
 GOLDEN_DATE = date(2026, 8, 1)
 GOLDEN_PATH = Path(__file__).resolve().parent / "golden" / "golden_v1.jsonl"
 
-_TIMES, _INTENTS, _LABELS, _TEXT, _QUALITY, _GOLDEN, _SEASONAL = range(7)  # stream ids
+_TIMES, _INTENTS, _LABELS, _TEXT, _QUALITY, _GOLDEN, _SEASONAL, _OUTAGE = range(8)  # stream ids
 _DAY_SECONDS = 86_400
 # Support traffic follows the working day (UTC hours weights).
 _HOUR_WEIGHTS = np.array([1, 1, 1, 1, 1, 2, 3, 5, 8, 10, 10, 10, 9, 9, 10, 10, 9, 8, 6, 5, 4, 3, 2, 1], float)
@@ -151,6 +153,7 @@ class RowInfo:
     slang: bool = False
     launch: bool = False  # a launch product or launch wording appears in the text
     bad_kind: str | None = None  # quality-incident corruption, one of BAD_KINDS
+    outage: bool = False  # label_shift's outage wording, shared by both outage classes
 
 
 Annotated = list[tuple[dict, RowInfo]]  # rows, each with the truth behind it
@@ -203,10 +206,12 @@ def _iso(ts: datetime) -> str:
 
 
 def _text(rng: np.random.Generator, intent: str, sub: str, channel: str, *, slang: bool,
-          launch: float, launch_template: bool) -> tuple[str, bool]:
+          launch: float, launch_template: bool, outage: bool = False) -> tuple[str, bool]:
     """Render one ticket text; ``launch`` is the share of launch products in slots."""
     if sub == VAGUE_SUBINTENT:
         body = render.pick(rng, txt.VAGUE_TEMPLATES)
+    elif outage:  # label_shift: wording shared by both outage classes (scenario_rules)
+        body = render.pick(rng, rules.OUTAGE_TEMPLATES)
     elif intent not in txt.INTENT_TEMPLATES:
         body = render.pick(rng, txt.GENERIC_TEMPLATES)
     elif slang:
@@ -232,7 +237,8 @@ def _truth(u: np.ndarray, intent: str, labels: tuple[str, ...], concept: float) 
         sub = VAGUE_SUBINTENT
     else:
         sub = subs[min(int(np.searchsorted(sub_cum, u[2], side="right")), len(subs) - 1)]
-    true_label = CONCEPT_TO if sub == CONCEPT_CHANGE_SUBINTENT and u[3] < concept else intent
+    moved = intent == CONCEPT_FROM and sub in rules.CONCEPT_SUBINTENTS  # the refund policy's reach
+    true_label = CONCEPT_TO if moved and u[3] < concept else intent
     label = true_label
     if u[4] < LABEL_NOISE:  # annotator mistakes: any other label
         others = [l for l in labels if l != true_label]
@@ -280,6 +286,8 @@ def generate_day_annotated(config: SimulatorConfig, start_date: date, day: date)
     same = 1.0 - never if config.max_label_delay_days == 0 else min(config.same_day_label_share, 1.0 - never)
 
     launch = LAUNCH_SLOT_SHARE * power.get("product_launch", 0.0)
+    outage_p = rules.OUTAGE_TEXT_SHARE * power.get("label_shift", 0.0)
+    w = _rng(*key, _OUTAGE).random(n) if outage_p > 0 else np.ones(n)  # own stream: no other draw moves
     day0 = datetime.combine(day, time(), tzinfo=timezone.utc)
     out: Annotated = []
     for i in range(n):
@@ -290,16 +298,17 @@ def generate_day_annotated(config: SimulatorConfig, start_date: date, day: date)
         tr = _rng(*key, _TEXT, i)  # per row: one row's wording never shifts another's
         channel = CHANNELS[int(np.searchsorted(np.cumsum(CHANNEL_P), tr.random(), side="right"))]
         slang = tr.random() < SLANG_SHARE * power.get("slang_shift", 0.0)
-        launch_template = (launch > 0 and sub not in (VAGUE_SUBINTENT, CONCEPT_CHANGE_SUBINTENT)
+        outage = not slang and intent in OUTAGE_SHARES and sub != VAGUE_SUBINTENT and w[i] < outage_p
+        launch_template = (launch > 0 and not outage and sub not in (VAGUE_SUBINTENT, CONCEPT_CHANGE_SUBINTENT)
                            and intent in txt.LAUNCH_TEMPLATES
                            and tr.random() < LAUNCH_TEMPLATE_SHARE * power["product_launch"])
         text, used_launch = _text(tr, intent, sub, channel, slang=slang, launch=launch,
-                                  launch_template=launch_template)
+                                  launch_template=launch_template, outage=outage)
 
         row = {"event_id": f"{day:%Y%m%d}-{i:05d}", "event_ts": _iso(day0 + timedelta(seconds=int(secs[i]))),
                "text": text, "label": label if label_ts else None,
                "label_ts": _iso(label_ts) if label_ts else None, "channel": channel}
-        info = RowInfo(intent, sub, true_label, slang=slang, launch=used_launch or launch_template)
+        info = RowInfo(intent, sub, true_label, slang=slang, launch=used_launch or launch_template, outage=outage)
         out.append((row, info))
 
     if power.get("quality_incident", 0.0) > 0:
