@@ -19,7 +19,6 @@ import datetime as dt
 import math
 import shutil
 from collections.abc import Mapping
-from functools import partial
 
 import polars as pl
 from dagster import (
@@ -47,7 +46,7 @@ from ct_assets.orchestration.partitions import only_partition, trailing_days
 from ct_assets.orchestration.run_tags import tag_run_story
 from ct_assets.orchestration.state import StateDirs
 from ct_assets.registry.resources import ModelRegistryResource
-from ct_assets.training.change_window import contradicted_replay, find_change_point
+from ct_assets.training.change_window import plan_window
 from ct_assets.training.job import RegistryConfig, TrainingJob, TrainingProcessError, outcome
 from ct_assets.training.launcher import TrainingLauncher
 from ct_assets.training.resources import BaseModelResource
@@ -91,29 +90,22 @@ def build_training_assets(settings: Settings, partitions_def, automation=None) -
         pool = lake.read_many("validated_window", [d.isoformat() for d in pool_days])
         in_window = {k: f for k, f in validated_window.items() if day_of(k) >= window_start}
         gold = golden.load()
-        window_days, replay_filter, window_info = tr.window_days, None, None
+        verdicts = None
         if tr.window_mode == "since_change":
             keys = [d.isoformat() for d in days_between(window_start, as_of)]
-            reports = lake.read_many("drift_report", keys)
-            cp = find_change_point({k: f["verdict"][0] if f.height else None for k, f in reports.items()},
-                                   as_of=as_of, window_days=tr.window_days, holdout_days=tr.holdout_days)
-            window_info = cp.to_stats("since_change")
-            if cp.missing_days:
-                context.log.warning(f"training_dataset[{key}]: no drift_report for {', '.join(cp.missing_days)}: "
-                                    "those days cannot mark a change point")
-            if cp.day is not None:
-                # Pre-change days of the window become replay candidates, filtered for contradictions.
-                pool.update({k: f for k, f in in_window.items() if day_of(k) < cp.start})
-                in_window = {k: f for k, f in in_window.items() if day_of(k) >= cp.start}
-                window_days = (as_of - cp.start).days + 1
-                replay_filter = partial(contradicted_replay, seed=tr.seed)
+            verdicts = {k: f["verdict"][0] if f.height else None for k, f in lake.read_many("drift_report", keys).items()}
+        plan = plan_window(in_window, pool, mode=tr.window_mode, as_of=as_of, window_days=tr.window_days,
+                           holdout_days=tr.holdout_days, seed=tr.seed, verdicts=verdicts)
+        if plan.missing_days:
+            context.log.warning(f"training_dataset[{key}]: no drift_report for {', '.join(plan.missing_days)}: "
+                                "those days cannot mark a change point")
         ts = build_training_set(
-            in_window,
+            plan.window,
             as_of=as_of,
-            window_days=window_days,
-            replay_filter=replay_filter,
-            window_info=window_info,
-            replay_pool=pl.concat(list(pool.values()), how="diagonal_relaxed") if pool else pl.DataFrame(),
+            window_days=plan.window_days,
+            replay_filter=plan.replay_filter,
+            window_info=plan.info,
+            replay_pool=pl.concat(list(plan.pool.values()), how="diagonal_relaxed") if plan.pool else pl.DataFrame(),
             replay_fraction=tr.replay_fraction,
             val_fraction=tr.val_fraction,
             holdout_days=tr.holdout_days,

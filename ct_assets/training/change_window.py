@@ -32,8 +32,9 @@ Contradiction filter (replay rows only; window rows are the new truth)
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import polars as pl
@@ -76,6 +77,39 @@ def find_change_point(verdicts: Mapping[str, str | None], *, as_of: dt.date, win
         return ChangePoint(None, start, False, missing)
     latest_start = as_of - dt.timedelta(days=holdout_days)
     return ChangePoint(onset, min(onset, latest_start), onset > latest_start, missing)
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """What build_training_set is called with: the window's days, the replay pool's days,
+    the window length, the replay filter and the stats on where the window starts."""
+
+    window: dict[str, pl.DataFrame]
+    pool: dict[str, pl.DataFrame]
+    window_days: int
+    replay_filter: Callable[[pl.DataFrame, pl.DataFrame], tuple[pl.DataFrame, dict]] | None
+    info: dict | None
+    missing_days: tuple[str, ...] = ()
+
+
+def plan_window(window: Mapping[str, pl.DataFrame], pool: Mapping[str, pl.DataFrame], *, mode: str,
+                as_of: dt.date, window_days: int, holdout_days: int, seed: int,
+                verdicts: Mapping[str, str | None] | None = None) -> WindowPlan:
+    """``window``/``pool``: validated frames by ISO day, inside / before the fixed window;
+    ``verdicts``: drift_report verdict by ISO day of the window (since_change only). With a
+    change point the pre-change window days move into the pool and the replay is filtered."""
+    if mode == "fixed":
+        return WindowPlan(dict(window), dict(pool), window_days, None, None)
+    if mode != "since_change":
+        raise ValueError(f"training.window_mode must be fixed or since_change, got {mode!r}")
+    cp = find_change_point(verdicts or {}, as_of=as_of, window_days=window_days, holdout_days=holdout_days)
+    if cp.day is None:
+        return WindowPlan(dict(window), dict(pool), window_days, None, cp.to_stats(mode), cp.missing_days)
+    first = cp.start.isoformat()  # ISO days order as dates
+    return WindowPlan({k: f for k, f in window.items() if k >= first},
+                      {**pool, **{k: f for k, f in window.items() if k < first}},
+                      (as_of - cp.start).days + 1, partial(contradicted_replay, seed=seed), cp.to_stats(mode),
+                      cp.missing_days)
 
 
 def contradicted_replay(pool: pl.DataFrame, post: pl.DataFrame, *, seed: int) -> tuple[pl.DataFrame, dict]:
