@@ -233,7 +233,10 @@ class Settings(_Strict):
                 f"reference.start {self.reference.start} is before partitions.start_date "
                 f"{self.partitions.start_date}"
             )
-        for i, scenario in enumerate(self.source.simulator.scenarios):
+        # Only when the simulator is the source: someone on their own data (landing_zone)
+        # with their own labels has no use for the demo's scenarios and must not trip on them.
+        scenarios = self.source.simulator.scenarios if self.source.kind == "simulator" else ()
+        for i, scenario in enumerate(scenarios):
             if scenario.label is not None and scenario.label not in self.labels:
                 raise ValueError(f"source.simulator.scenarios.{i}.label: {scenario.label!r} is not one of "
                                  f"labels {list(self.labels)}")

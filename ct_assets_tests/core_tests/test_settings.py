@@ -54,7 +54,8 @@ def test_errors_name_key_and_value(path, value, expected):
 def test_ct_config_overrides_the_path(tmp_path, monkeypatch):
     raw = _raw()
     raw["labels"] = ["a", "b"]
-    raw.pop("golden")  # the demo's golden set is for the demo's labels
+    raw.pop("golden")  # the demo's golden set and scenarios are for the demo's labels
+    raw["source"]["simulator"]["scenarios"] = []
     path = tmp_path / "custom.yaml"
     path.write_text(yaml.safe_dump(raw))
     monkeypatch.setenv("CT_CONFIG", str(path))
@@ -80,6 +81,8 @@ def _golden_file(tmp_path, rows, name="golden.jsonl"):
 def _golden_settings(tmp_path, rows=None, **golden):
     raw = _raw()
     raw["labels"] = ["pos", "neg"]
+    # Own labels on own data: the embedded demo scenarios (shipping...) stay in the file, unused.
+    raw["source"]["kind"] = "landing_zone"
     raw["golden"] = {"min_per_label": 2, **golden}
     if rows is not None:
         raw["golden"]["path"] = str(_golden_file(tmp_path, rows))
@@ -143,6 +146,7 @@ def test_relative_golden_path_is_under_ct_home_and_package_paths_resolve(tmp_pat
     _golden_file(tmp_path, GOOD)
     raw = _raw()
     raw["labels"] = ["pos", "neg"]
+    raw["source"]["kind"] = "landing_zone"
     raw["golden"] = {"path": "golden.jsonl", "min_per_label": 2}
     assert parse_settings(raw, "test.yaml", home_root=tmp_path).golden.path == "golden.jsonl"
     demo = CtHome(tmp_path).resolve("package://ct_assets.sim/golden/golden_v1.jsonl")
@@ -247,7 +251,8 @@ def test_bad_values_are_refused_at_load(dotted, value, message):
 def test_legitimate_values_still_load(dotted, value):
     raw = _set(_raw(), dotted, value)
     if dotted == "labels":
-        raw.pop("golden")  # the demo's golden set is for the demo's labels
+        raw.pop("golden")  # the demo's golden set and scenarios are for the demo's labels
+        raw["source"]["simulator"]["scenarios"] = []
     parse_settings(raw, "ct.yaml")
 
 
