@@ -31,7 +31,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from ct_assets.core.schema import DRIFT_METRICS
-from ct_assets.evaluation.ledger import ledger_by_version, ledger_drops
+from ct_assets.evaluation.ledger import ledger_by_version, ledger_drops, replay_contrast
 
 Records = pl.DataFrame | Sequence[Mapping[str, Any]]
 
@@ -292,6 +292,13 @@ def render_timeline_html(
                   "<p>Golden accuracy of every evaluated version, per label (its golden recall) and per "
                   "slice; the last row is each column's largest fall below the first version.</p>",
                   _html_table([*by_version, drops])]
+        contrast = replay_contrast(ledger)
+        if contrast:
+            parts += ["<h2>Replay vs forgetting</h2>",
+                      "<p>Versions trained while a class was absent from the sliding window: every row of it "
+                      "they saw came from replay. A window without replay has none, and its golden recall of "
+                      "the class falls (measured: BENCHMARKS.md, quality sweep).</p>",
+                      _html_table(contrast)]
     with_served = any(r.get("served") for r in rows)
     head = "".join(f"<th>{h}</th>" for h in (*_DAY_HEADERS, *(("served traffic",) if with_served else ())))
     body = "".join(_day_row(r, with_served) for r in rows)

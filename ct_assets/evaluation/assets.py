@@ -28,7 +28,7 @@ from ct_assets.core.settings import Settings
 from ct_assets.core.time import day_of, days_between
 from ct_assets.evaluation.canary import FAILED, PASSED, blocked_report, canary_compare, canary_counts
 from ct_assets.evaluation.challenger import concept_changes, evaluate_challenger
-from ct_assets.evaluation.ledger import build_ledger, ledger_markdown, write_ledger
+from ct_assets.evaluation.ledger import build_ledger, ledger_markdown, trained_rows_by_label, write_ledger
 from ct_assets.evaluation.resources import GoldenSetResource
 from ct_assets.evaluation.shadow import served_shadow_pairs, shadow_compare, shadow_compare_served, shadow_traffic
 from ct_assets.lake.resources import Lake
@@ -114,7 +114,8 @@ def build_evaluation_assets(settings: Settings, partitions_def, automation=None)
         (out_dir / "eval_recall.png").write_bytes(outcome.png)
         ledger = build_ledger(version=version, partition=key, golden_sha256=gold.sha256,
                               challenger_golden=inp.challenger_golden, champion_golden=inp.champion_golden,
-                              slices=outcome.slices, changed_classes=changes.classes)
+                              slices=outcome.slices, changed_classes=changes.classes,
+                              trained_rows=trained_rows_by_label(training_dataset[key]))
         write_ledger(ledger, out_dir)
         run.artifacts(str(out_dir), "eval")
         run.metrics({f"eval_{split_name}_{metric}": m[metric]

@@ -12,7 +12,9 @@ An entry's ``accuracy`` is the share of that group's golden rows the version lab
 right; for a label group that is the label's golden recall. ``champion`` is the champion
 of the same evaluation, scored on the same golden version. ``changed`` marks a label the
 gate treated as a concept change (its golden labels are contradicted by recent data, so
-a low value there is not forgetting).
+a low value there is not forgetting). A label entry also has ``window_rows`` and
+``replay_rows``: the rows of that class the version trained on from the sliding window
+and from replay, so a class that left the window shows what replay still gave it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+
+import polars as pl
+
+from ct_assets.training.window import SPLIT
 
 LEDGER_FILE = "ledger.json"
 KINDS = ("overall", "label", "slice")
@@ -34,10 +40,13 @@ def build_ledger(
     champion_golden: Mapping | None,
     slices: Sequence[Mapping] = (),
     changed_classes: Iterable[str] = (),
+    trained_rows: Mapping[str, tuple[int, int]] | None = None,
 ) -> list[dict]:
     """Entries for one evaluated version, from the golden metrics eval_report already has
     (``classification_metrics`` dicts and ``challenger.slice_accuracy`` rows). Labels with
-    no golden rows are kept, with accuracy None, so a class the golden set lacks is visible."""
+    no golden rows are kept, with accuracy None, so a class the golden set lacks is visible.
+    ``trained_rows``: label -> (window rows, replay rows) the version trained on (train and
+    val), so a class that left the window shows what replay still gave it."""
     changed = set(changed_classes)
     base = {"version": int(version), "partition": partition, "golden_sha256": golden_sha256}
     champ = champion_golden or {}
@@ -45,8 +54,11 @@ def build_ledger(
                 "accuracy": challenger_golden["accuracy"], "champion": champ.get("accuracy"), "changed": False}]
     champ_recall = champ.get("per_class_recall") or {}
     for label, recall in challenger_golden["per_class_recall"].items():
-        entries.append({**base, "kind": "label", "group": label, "rows": int(challenger_golden["support"][label]),
-                        "accuracy": recall, "champion": champ_recall.get(label), "changed": label in changed})
+        entry = {**base, "kind": "label", "group": label, "rows": int(challenger_golden["support"][label]),
+                 "accuracy": recall, "champion": champ_recall.get(label), "changed": label in changed}
+        if trained_rows is not None:
+            entry["window_rows"], entry["replay_rows"] = (int(n) for n in trained_rows.get(label, (0, 0)))
+        entries.append(entry)
     for s in slices:
         entries.append({**base, "kind": "slice", "group": s["slice"], "rows": int(s["n"]),
                         "accuracy": s["challenger"], "champion": s.get("champion"), "changed": False})
@@ -111,3 +123,32 @@ def ledger_drops(rows: Sequence[Mapping]) -> dict[str, float]:
         if start is not None:
             out[column] = max([0.0, *(start - v for v in later)])
     return out
+
+
+def trained_rows_by_label(frame: pl.DataFrame) -> dict[str, tuple[int, int]]:
+    """label -> (window rows, replay rows) of a training_dataset frame's train and val splits
+    (``_origin`` says which part of the window a row came from)."""
+    rows = frame.filter(pl.col(SPLIT).is_in(["train", "val"]) & pl.col("label").is_not_null())
+    out: dict[str, list[int]] = {}
+    for label, origin, n in rows.group_by("label", "_origin").len().iter_rows():
+        out.setdefault(str(label), [0, 0])[0 if origin == "window" else 1] += int(n)
+    return {label: (w, r) for label, (w, r) in sorted(out.items())}
+
+
+def replay_contrast(entries: Iterable[Mapping]) -> list[dict]:
+    """The versions that trained while some class had left the window (no window rows for
+    it): per such class and version, its window rows, replay rows and golden recall, beside
+    the first version's recall. Without replay those versions saw none of the class; this
+    is what a reader compares (the timeline's "Replay vs forgetting" table)."""
+    labels = [e for e in entries if e["kind"] == "label" and "window_rows" in e]
+    absent = sorted({e["group"] for e in labels if e["window_rows"] == 0})
+    first = {}
+    for e in sorted(labels, key=lambda e: int(e["version"])):
+        first.setdefault(e["group"], e["accuracy"])
+    rows = []
+    for e in sorted(labels, key=lambda e: (e["group"], int(e["version"]))):
+        if e["group"] in absent:
+            rows.append({"class": e["group"], "version": int(e["version"]), "partition": e["partition"],
+                         "window rows": e["window_rows"], "replay rows": e["replay_rows"],
+                         "golden recall": e["accuracy"], "first version's recall": first[e["group"]]})
+    return rows

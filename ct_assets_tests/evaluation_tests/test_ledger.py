@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import polars as pl
 import pytest
 
 from ct_assets.demo.timeline import render_timeline_html
@@ -15,6 +16,8 @@ from ct_assets.evaluation.ledger import (
     ledger_by_version,
     ledger_drops,
     ledger_markdown,
+    replay_contrast,
+    trained_rows_by_label,
     write_ledger,
 )
 from ct_assets.evaluation.metrics import classification_metrics
@@ -25,12 +28,12 @@ SLICES = ["x", "x", "y", "y", "x", "y", "x", "y"]
 
 
 def _entries(version: int, predicted: list[str], partition: str, champion: list[str] | None = None,
-             changed=()) -> list[dict]:
+             changed=(), trained_rows=None) -> list[dict]:
     ch = classification_metrics(TRUTH, predicted, None, LABELS)
     cp = classification_metrics(TRUTH, champion, None, LABELS) if champion is not None else None
     return build_ledger(version=version, partition=partition, golden_sha256="sha", challenger_golden=ch,
                         champion_golden=cp, slices=slice_accuracy(TRUTH, predicted, champion, SLICES),
-                        changed_classes=changed)
+                        changed_classes=changed, trained_rows=trained_rows)
 
 
 def test_entries_are_per_label_recall_and_per_slice_accuracy_with_the_champion_beside():
@@ -87,3 +90,26 @@ def test_the_timeline_page_has_the_ledger_table(tmp_path):
     assert "<th>label:c</th>" in table and "<th>slice:x</th>" in table and "largest drop" in table
     page_without = render_timeline_html(records, tmp_path / "u.html", "t", "t.png", [{"a": 1}]).read_text()
     assert "Forgetting ledger" not in page_without
+
+
+def test_trained_rows_count_window_and_replay_of_train_and_val_only():
+    frame = pl.DataFrame({"label": ["a", "a", "b", "c", "c", None], "_origin": ["window", "replay", "replay", "window",
+                                                                             "window", "window"],
+                          "_split": ["train", "val", "train", "holdout", "train", "train"]})
+    assert trained_rows_by_label(frame) == {"a": (1, 1), "b": (0, 1), "c": (1, 0)}
+
+
+def test_replay_contrast_lists_the_versions_that_saw_a_class_only_through_replay(tmp_path):
+    """c leaves the window in v2 (replay still has 3 of its rows) and v3 (none at all): both
+    rows appear with the golden recall beside v1's; a class never absent does not."""
+    v1 = _entries(1, TRUTH, "2026-09-05", trained_rows={"a": (9, 0), "b": (9, 0), "c": (4, 0)})
+    v2 = _entries(2, TRUTH, "2026-09-08", trained_rows={"a": (9, 1), "b": (9, 1), "c": (0, 3)})
+    v3 = _entries(3, ["a", "a", "b", "b", "b", "b", "a", "b"], "2026-09-12", trained_rows={"a": (9, 0), "b": (9, 0)})
+    rows = replay_contrast(v1 + v2 + v3)
+    assert [(r["class"], r["version"], r["window rows"], r["replay rows"]) for r in rows] == [
+        ("c", 1, 4, 0), ("c", 2, 0, 3), ("c", 3, 0, 0)]
+    assert [r["golden recall"] for r in rows] == [1.0, 1.0, 0.0] and {r["first version's recall"] for r in rows} == {1.0}
+    assert replay_contrast(v1) == [] and replay_contrast(_entries(1, TRUTH, "d")) == []
+    records = [{"day": "2026-09-01", "champion_version": 1, "champion_accuracy": 0.9, "static_accuracy": 0.9}]
+    page = render_timeline_html(records, tmp_path / "t.html", "t", "t.png", [{"a": 1}], ledger=v1 + v2 + v3).read_text()
+    assert "<h2>Replay vs forgetting</h2>" in page and "<th>replay rows</th>" in page.split("Replay vs forgetting", 1)[1]
