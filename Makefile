@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 
-.PHONY: venv demo test test-fast dev clean bench bench-smoke snapshot mutation
+.PHONY: venv demo test test-fast dev clean bench bench-smoke bench-quality snapshot mutation
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11" >&2; exit 1; }
@@ -57,6 +57,12 @@ bench: $(STAMP)
 
 bench-smoke: $(STAMP)
 	$(PY) -m bench.run_all --tiny
+
+# Does CT measurably work: 12 streams of 40 days (scenarios, window modes, replay/EWC,
+# LoRA vs full), ~45 min on 2 CPU cores; finished streams are cached and reused (delete
+# bench/results/quality_sweep_runs/ to measure afresh). Full size on a GPU: bench/gpu_quality.sh.
+bench-quality: $(STAMP)
+	$(PY) -m bench.quality_sweep $(BENCH_ARGS)
 
 # Refresh the asset-graph snapshot after an intended change to the graph.
 snapshot: $(STAMP)

@@ -387,7 +387,8 @@ def _gpu_note() -> list[str]:
 # their own files and appended verbatim, so a regenerated report never drops them.
 HAND_RUN = (Path(__file__).resolve().parent / "drift_calibration_hand_run.md",
             Path(__file__).resolve().parent / "server_profile_hand_run.md",
-            Path(__file__).resolve().parent / "performance_notes.md")
+            Path(__file__).resolve().parent / "performance_notes.md",
+            Path(__file__).resolve().parent / "quality_sweep_hand_run.md")
 
 
 def _hand_run_sections() -> list[str]:
