@@ -135,13 +135,23 @@ def trained_rows_by_label(frame: pl.DataFrame) -> dict[str, tuple[int, int]]:
     return {label: (w, r) for label, (w, r) in sorted(out.items())}
 
 
+# A class has "left the window" for a version when its window rows fell below this share of
+# the most any version had: annotation noise keeps a handful of rows of an absent class.
+ABSENT_SHARE = 0.1
+
+
 def replay_contrast(entries: Iterable[Mapping]) -> list[dict]:
-    """The versions that trained while some class had left the window (no window rows for
-    it): per such class and version, its window rows, replay rows and golden recall, beside
-    the first version's recall. Without replay those versions saw none of the class; this
-    is what a reader compares (the timeline's "Replay vs forgetting" table)."""
+    """Every version of each class that left the training window for some version (its
+    window rows under ``ABSENT_SHARE`` of the most any version had): window rows, replay
+    rows and golden recall, beside the first version's recall. Without replay the versions
+    trained while it was gone saw almost none of the class; this is what a reader compares
+    (the timeline's "Replay vs forgetting" table)."""
     labels = [e for e in entries if e["kind"] == "label" and "window_rows" in e]
-    absent = sorted({e["group"] for e in labels if e["window_rows"] == 0})
+    most: dict[str, int] = {}
+    for e in labels:
+        most[e["group"]] = max(most.get(e["group"], 0), e["window_rows"])
+    absent = {e["group"] for e in labels
+              if e["window_rows"] < ABSENT_SHARE * most[e["group"]] or most[e["group"]] == 0}
     first = {}
     for e in sorted(labels, key=lambda e: int(e["version"])):
         first.setdefault(e["group"], e["accuracy"])
@@ -150,5 +160,6 @@ def replay_contrast(entries: Iterable[Mapping]) -> list[dict]:
         if e["group"] in absent:
             rows.append({"class": e["group"], "version": int(e["version"]), "partition": e["partition"],
                          "window rows": e["window_rows"], "replay rows": e["replay_rows"],
+                         "left the window": e["window_rows"] < ABSENT_SHARE * most[e["group"]],
                          "golden recall": e["accuracy"], "first version's recall": first[e["group"]]})
     return rows

@@ -100,16 +100,23 @@ def test_trained_rows_count_window_and_replay_of_train_and_val_only():
 
 
 def test_replay_contrast_lists_the_versions_that_saw_a_class_only_through_replay(tmp_path):
-    """c leaves the window in v2 (replay still has 3 of its rows) and v3 (none at all): both
-    rows appear with the golden recall beside v1's; a class never absent does not."""
-    v1 = _entries(1, TRUTH, "2026-09-05", trained_rows={"a": (9, 0), "b": (9, 0), "c": (4, 0)})
-    v2 = _entries(2, TRUTH, "2026-09-08", trained_rows={"a": (9, 1), "b": (9, 1), "c": (0, 3)})
-    v3 = _entries(3, ["a", "a", "b", "b", "b", "b", "a", "b"], "2026-09-12", trained_rows={"a": (9, 0), "b": (9, 0)})
+    """c leaves the window in v2 (replay still has 3 of its rows) and v3 (none at all): its
+    rows appear with the golden recall beside v1's; a and b (never absent) do not; a class
+    whose window keeps a few noise rows (4 of 90) still counts as gone."""
+    v1 = _entries(1, TRUTH, "2026-09-05", trained_rows={"a": (90, 0), "b": (90, 0), "c": (40, 0)})
+    v2 = _entries(2, TRUTH, "2026-09-08", trained_rows={"a": (90, 1), "b": (90, 1), "c": (0, 3)})
+    v3 = _entries(3, ["a", "a", "b", "b", "b", "b", "a", "b"], "2026-09-12", trained_rows={"a": (90, 0), "b": (90, 0)})
     rows = replay_contrast(v1 + v2 + v3)
-    assert [(r["class"], r["version"], r["window rows"], r["replay rows"]) for r in rows] == [
-        ("c", 1, 4, 0), ("c", 2, 0, 3), ("c", 3, 0, 0)]
+    assert [(r["class"], r["version"], r["window rows"], r["replay rows"], r["left the window"]) for r in rows] == [
+        ("c", 1, 40, 0, False), ("c", 2, 0, 3, True), ("c", 3, 0, 0, True)]
     assert [r["golden recall"] for r in rows] == [1.0, 1.0, 0.0] and {r["first version's recall"] for r in rows} == {1.0}
     assert replay_contrast(v1) == [] and replay_contrast(_entries(1, TRUTH, "d")) == []
     records = [{"day": "2026-09-01", "champion_version": 1, "champion_accuracy": 0.9, "static_accuracy": 0.9}]
     page = render_timeline_html(records, tmp_path / "t.html", "t", "t.png", [{"a": 1}], ledger=v1 + v2 + v3).read_text()
     assert "<h2>Replay vs forgetting</h2>" in page and "<th>replay rows</th>" in page.split("Replay vs forgetting", 1)[1]
+
+
+def test_a_handful_of_noise_rows_still_counts_as_having_left_the_window():
+    v1 = _entries(1, TRUTH, "d1", trained_rows={"a": (150, 0), "b": (150, 0), "c": (150, 0)})
+    v2 = _entries(2, TRUTH, "d2", trained_rows={"a": (150, 9), "b": (150, 9), "c": (4, 19)})
+    assert [(r["version"], r["left the window"]) for r in replay_contrast(v1 + v2)] == [(1, False), (2, True)]
