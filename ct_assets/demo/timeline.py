@@ -295,9 +295,10 @@ def render_timeline_html(
         contrast = replay_contrast(ledger)
         if contrast:
             parts += ["<h2>Replay vs forgetting</h2>",
-                      "<p>Versions trained while a class was absent from the sliding window: every row of it "
-                      "they saw came from replay. A window without replay has none, and its golden recall of "
-                      "the class falls (measured: BENCHMARKS.md, quality sweep).</p>",
+                      "<p>Every version of a class that left the sliding window (its window rows under 10% "
+                      "of the most any version had: column 'left the window'). Those versions saw the class "
+                      "almost only through replay; without replay their golden recall of it falls "
+                      "(measured: BENCHMARKS.md §11, quality sweep).</p>",
                       _html_table(contrast)]
     with_served = any(r.get("served") for r in rows)
     head = "".join(f"<th>{h}</th>" for h in (*_DAY_HEADERS, *(("served traffic",) if with_served else ())))
