@@ -23,8 +23,11 @@ from ct_assets_tests.registry_tests.keyword_world import keyword_base_dir, keywo
 DATA = ("raw_window", "validated_window", "quarantined_rows", "drift_report")
 TRAIN_AND_GATE = ("training_dataset", "lora_adapter", "eval_report")
 CHAIN = (*TRAIN_AND_GATE, "shadow_report", "champion")
-# Enough steps for the tiny base to learn the keywords (chance is 1/6; it reaches ~0.4).
-LEARNS = {"training.learning_rate": 0.03, "training.max_epochs": 8, "training.patience": 4}
+# Enough steps for the tiny base to learn the keywords (chance is 1/6). No early stop: at
+# lr 0.03 the validation loss is noisy, and patience 4 (40 steps) stopped some runs on a
+# plateau at chance (0.19-0.69 over training seeds 1-5; CI once saw 0.23). All 8 epochs
+# gave 0.61-0.78 over the same seeds.
+LEARNS = {"training.learning_rate": 0.03, "training.max_epochs": 8, "training.patience": 1000}
 # The labelling bug: days 5-7 carry shifted labels; day 8 (the day-8 challenger's
 # holdout), day 9 and the golden set are true. The champion learns from days 1-4.
 MISLABELLED = (5, 6, 7)
@@ -46,9 +49,9 @@ def _champion_trained_on_true_days(defs, instance, lake, reg) -> None:
     assert materialize_range(defs, instance, CHAIN, day(4), day(4)).success
     assert reg.aliases() == {"challenger": 1, "champion": 1}
     # It learnt: a challenger can only be "worse" than a champion that is better than chance
-    # (1/6 over six labels). Training on the tiny base varies run to run (0.28-0.43 seen), so
-    # the bound is 1.5x chance, not a figure of one run.
-    assert lake.read("eval_report", day(4)).row(0, named=True)["holdout_accuracy"] > 1.5 / 6
+    # (1/6 over six labels). Training on the tiny base varies with seed and machine (0.61-0.78
+    # over five seeds), so the bound is twice chance, not a figure of one run.
+    assert lake.read("eval_report", day(4)).row(0, named=True)["holdout_accuracy"] > 2 / 6
 
 
 def test_gate_blocks_a_worse_challenger_and_the_champion_stays(tmp_path, keyword_base_dir):  # noqa: F811
