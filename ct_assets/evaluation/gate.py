@@ -7,6 +7,11 @@ With a champion
   * holdout_ci_lower (only when require_ci_above_zero): the lower bound of the paired
     bootstrap interval of that difference is > 0, i.e. the gain is not noise.
   * golden_forgetting: champion - challenger golden accuracy <= max_forgetting.
+  * class_forgetting:<label>: champion - challenger golden recall <= max_class_forgetting,
+    for every class both models have golden support for. The overall figure averages over
+    classes, so one class can be forgotten (recall 0.9 -> 0.7 on a 5-class golden set costs
+    overall accuracy only 0.04) while golden_forgetting passes: the promise is "no
+    promotion of a challenger that is worse on classes that did not change".
 First model (no champion)
   * first_model_accuracy / first_model_macro_f1: holdout values >= the absolute floors.
 Always
@@ -24,7 +29,8 @@ Concept changes (``GateInput.changed_classes``)
   * golden_forgetting is computed on the golden rows whose label is NOT changed (from
     per-class recall x support of both models); its check records the accuracies used and
     ``excluded_classes``. A drop on an unchanged class still blocks.
-  * class_recall:<changed> is not judged (listed in ``not_judged``), and each changed class
+  * class_recall:<changed> and class_forgetting:<changed> are not judged (listed in
+    ``not_judged``), and each changed class
     with golden support gets the note "golden set disagrees with recent labels on class
     'X'; carve or relabel a new golden version".
   * if the changed classes cover every golden row, forgetting cannot be judged at all: it
@@ -104,6 +110,7 @@ def decide_gate(
     min_improvement: float,
     require_ci_above_zero: bool,
     max_forgetting: float,
+    max_class_forgetting: float,
     min_class_recall: float,
     first_model_min_accuracy: float,
     first_model_min_macro_f1: float,
@@ -145,6 +152,7 @@ def decide_gate(
                 f"[{_signed(lo)}, {_signed(hi)}] does not lie above 0",
             )
         _forgetting(inp, max_forgetting, check, notes, not_judged)
+        _class_forgetting(inp, max_class_forgetting, check, not_judged)
     else:
         notes.append("no champion: first-model absolute thresholds apply")
         check(
@@ -226,6 +234,28 @@ def _forgetting(inp: GateInput, max_forgetting: float, check, notes: list[str],
     )
 
 
+def _class_forgetting(inp: GateInput, max_class_forgetting: float, check, not_judged: dict[str, str]) -> None:
+    """class_forgetting:<label> for every class with golden support in both models."""
+    ch_g, cp_g = inp.challenger_golden, inp.champion_golden
+    for label, recall in ch_g["per_class_recall"].items():
+        before = cp_g["per_class_recall"].get(label)
+        if recall is None or before is None:
+            continue  # no golden support: class_recall notes it
+        if label in inp.changed_classes:
+            not_judged[f"class_forgetting:{label}"] = (
+                f"concept change: golden recall {before:.3f} -> {recall:.3f} is measured against the old labels")
+            continue
+        drop = before - recall
+        check(
+            f"class_forgetting:{label}",
+            drop <= max_class_forgetting + _EPS,
+            drop,
+            max_class_forgetting,
+            f"class {label!r} forgotten: golden recall dropped by {drop:.3f} > max_class_forgetting "
+            f"{max_class_forgetting:.3f} (challenger {recall:.3f}, champion {before:.3f})",
+        )
+
+
 def decide_gate_from_settings(inp: GateInput, gate_settings) -> GateDecision:
     """Convenience for callers holding a ``settings.GateSettings`` (duck-typed: no import)."""
     return decide_gate(
@@ -233,6 +263,7 @@ def decide_gate_from_settings(inp: GateInput, gate_settings) -> GateDecision:
         min_improvement=gate_settings.min_improvement,
         require_ci_above_zero=gate_settings.require_ci_above_zero,
         max_forgetting=gate_settings.max_forgetting,
+        max_class_forgetting=gate_settings.max_class_forgetting,
         min_class_recall=gate_settings.min_class_recall,
         first_model_min_accuracy=gate_settings.first_model.min_accuracy,
         first_model_min_macro_f1=gate_settings.first_model.min_macro_f1,

@@ -37,6 +37,7 @@ def test_served_days_reach_raw_window_and_a_canary_day_gates_the_promotion(tmp_p
         "gate.min_improvement": -1.0,
         "gate.require_ci_above_zero": False,
         "gate.max_forgetting": 1.0,
+        "gate.max_class_forgetting": 1.0,
         "triggers.policy": "combined",
         # Not 1: a retrain every day would replace each challenger before its canary day.
         "triggers.cooldown_days": 3,

@@ -35,6 +35,7 @@ def test_replay_keeps_ct_ahead_of_static_after_concept_change(tmp_path):
         # point estimate and a looser forgetting bound (the gate itself is unit-tested).
         "gate.require_ci_above_zero": False,
         "gate.max_forgetting": 0.1,
+        "gate.max_class_forgetting": 0.2,
         "gate.min_class_recall": 0.1,
     }))
     home = make_home(tmp_path)

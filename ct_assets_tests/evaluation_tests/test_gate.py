@@ -11,6 +11,7 @@ THRESHOLDS = dict(
     min_improvement=0.01,
     require_ci_above_zero=True,
     max_forgetting=0.03,
+    max_class_forgetting=0.10,
     min_class_recall=0.3,
     first_model_min_accuracy=0.6,
     first_model_min_macro_f1=0.5,
@@ -29,7 +30,7 @@ def test_better_challenger_passes():
     d = decide_gate(inp, **THRESHOLDS)
     assert d.passed and d.reasons == []
     assert set(d.checks) == {"holdout_improvement", "holdout_ci_lower", "golden_forgetting",
-                             "class_recall:a", "class_recall:b"}
+                             "class_forgetting:a", "class_forgetting:b", "class_recall:a", "class_recall:b"}
     assert d.checks["holdout_improvement"]["value"] == pytest.approx(0.06)
     assert d.summary().startswith("PASSED")
 
@@ -73,8 +74,11 @@ def test_class_collapse_on_golden_blocks_and_unsupported_class_is_a_note():
     inp = GateInput(m(0.9), golden, m(0.8), m(0.9), bootstrap=(0.1, 0.05, 0.15))
     d = decide_gate(inp, **THRESHOLDS)
     assert not d.passed
-    assert d.reasons == ["class 'b' collapsed: golden recall 0.100 < min_class_recall 0.300"]
-    assert "class_recall:c" not in d.checks
+    # Against a champion at 0.9 the collapse is also forgetting; both are reported.
+    assert d.reasons == ["class 'b' forgotten: golden recall dropped by 0.800 > max_class_forgetting 0.100 "
+                         "(challenger 0.100, champion 0.900)",
+                         "class 'b' collapsed: golden recall 0.100 < min_class_recall 0.300"]
+    assert "class_recall:c" not in d.checks and "class_forgetting:c" not in d.checks
     assert any("'c' has no golden support" in n for n in d.notes)
 
 

@@ -13,7 +13,8 @@ from ct_assets.evaluation.metrics import classification_metrics
 from ct_assets.evaluation.report import render_eval_markdown
 
 LABELS = ["a", "b", "c"]
-THRESHOLDS = dict(min_improvement=0.01, require_ci_above_zero=True, max_forgetting=0.03, min_class_recall=0.3,
+THRESHOLDS = dict(min_improvement=0.01, require_ci_above_zero=True, max_forgetting=0.03, max_class_forgetting=0.10,
+                  min_class_recall=0.3,
                   first_model_min_accuracy=0.6, first_model_min_macro_f1=0.5)
 TRUTH = ["a"] * 20 + ["b"] * 20 + ["c"] * 20
 HOLDOUT_TRUTH = ["a"] * 10 + ["b"] * 10 + ["c"] * 10
@@ -53,7 +54,8 @@ def test_concept_change_is_a_note_not_forgetting_and_the_test_discriminates():
     assert disagreement_note("a") in d.notes
     assert disagreement_note("a") == ("golden set disagrees with recent labels on class 'a'; "
                                       "carve or relabel a new golden version")
-    assert "not judged: class_recall:a" in d.summary()
+    assert d.not_judged["class_forgetting:a"].startswith("concept change: golden recall 1.000 -> 0.250")
+    assert "not judged: class_forgetting:a, class_recall:a" in d.summary()
 
 
 def test_regression_on_an_unchanged_class_still_blocks():
@@ -65,6 +67,24 @@ def test_regression_on_an_unchanged_class_still_blocks():
     assert forgetting["challenger"] == 0.9 and forgetting["champion"] == 1.0
     assert any(r.startswith("golden accuracy on unchanged classes dropped by 0.100 > max_forgetting 0.030")
                and "left out as concept changes: 'a'" in r for r in d.reasons)
+
+
+def test_a_class_forgotten_blocks_where_overall_golden_accuracy_barely_moves():
+    """Issue #12 target: no promotion of a challenger worse on a class that did not change.
+    3 of 20 "c" rows lost: overall golden accuracy drops by 3/60 = 0.05, within a 0.05
+    max_forgetting, while c's recall drops by 0.15 > max_class_forgetting 0.10."""
+    challenger = TRUTH[:40] + ["a"] * 3 + ["c"] * 17
+    loose = {**THRESHOLDS, "max_forgetting": 0.05}
+    d = decide_gate(gate_input(challenger), **loose)
+    assert d.checks["golden_forgetting"]["passed"] and d.checks["class_recall:c"]["passed"]
+    assert not d.passed
+    assert d.reasons == ["class 'c' forgotten: golden recall dropped by 0.150 > max_class_forgetting 0.100 "
+                         "(challenger 0.850, champion 1.000)"]
+    assert d.checks["class_forgetting:a"]["passed"] and d.checks["class_forgetting:b"]["passed"]
+    # The same drop on a class whose recent labels changed is not forgetting.
+    changed = decide_gate(gate_input(challenger, frozenset({"c"})), **loose)
+    assert changed.passed, changed.reasons
+    assert "class_forgetting:c" in changed.not_judged and "class_forgetting:c" not in changed.checks
 
 
 def test_all_classes_changed_leaves_forgetting_not_judged_and_says_so():

@@ -17,7 +17,8 @@ from ct_assets.evaluation.gate import GateInput, decide_gate, decide_gate_from_s
 EPS = 1e-9
 HALF_EPS = 5e-10
 THRESHOLDS = {"min_improvement": 0.01, "require_ci_above_zero": True, "max_forgetting": 0.03,
-              "min_class_recall": 0.3, "first_model_min_accuracy": 0.6, "first_model_min_macro_f1": 0.5}
+              "max_class_forgetting": 0.10, "min_class_recall": 0.3, "first_model_min_accuracy": 0.6,
+              "first_model_min_macro_f1": 0.5}
 
 
 def m(acc: float, f1: float | None = None, recall: dict | None = None) -> dict:
@@ -92,12 +93,14 @@ def test_passing_gate_records_every_check_whole_and_summarises():
         "holdout_improvement": {"passed": True, "value": pytest.approx(0.1), "threshold": 0.01},
         "holdout_ci_lower": {"passed": True, "value": 0.05, "threshold": 0.0},
         "golden_forgetting": {"passed": True, "value": 0.0, "threshold": 0.03},
+        "class_forgetting:a": {"passed": True, "value": 0.0, "threshold": 0.1},
+        "class_forgetting:b": {"passed": True, "value": 0.0, "threshold": 0.1},
         "class_recall:a": {"passed": True, "value": 0.9, "threshold": 0.3},
         "class_recall:b": {"passed": True, "value": 0.9, "threshold": 0.3},
     }
     assert all(c["passed"] is True for c in d.checks.values())
     assert d.notes == []
-    assert d.summary() == "PASSED: 5/5 checks passed"
+    assert d.summary() == "PASSED: 7/7 checks passed"
 
 
 def test_blocked_summary_joins_every_reason():
@@ -128,7 +131,8 @@ def test_missing_inputs_name_what_is_missing():
 
 
 def test_settings_reach_every_threshold():
-    settings = GateSettings(min_improvement=0.02, max_forgetting=0.04, min_class_recall=0.2,
+    settings = GateSettings(min_improvement=0.02, max_forgetting=0.04, max_class_forgetting=0.15,
+                            min_class_recall=0.2,
                             first_model=AbsoluteGate(min_accuracy=0.65, min_macro_f1=0.55))
     first = decide_gate_from_settings(GateInput(m(0.7, 0.6), m(0.9)), settings)
     assert {k: c["threshold"] for k, c in first.checks.items()} == {
@@ -136,6 +140,6 @@ def test_settings_reach_every_threshold():
     champ = GateInput(m(0.9), m(0.9), m(0.8), m(0.9), bootstrap=(0.1, 0.05, 0.15))
     assert {k: c["threshold"] for k, c in decide_gate_from_settings(champ, settings).checks.items()} == {
         "holdout_improvement": 0.02, "holdout_ci_lower": 0.0, "golden_forgetting": 0.04,
-        "class_recall:a": 0.2, "class_recall:b": 0.2}
+        "class_forgetting:a": 0.15, "class_forgetting:b": 0.15, "class_recall:a": 0.2, "class_recall:b": 0.2}
     with pytest.raises(ValueError, match="bootstrap"):  # require_ci_above_zero reaches the gate
         decide_gate_from_settings(GateInput(m(0.9), m(0.9), m(0.8), m(0.9)), settings)

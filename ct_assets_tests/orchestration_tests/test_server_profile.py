@@ -24,7 +24,8 @@ from ct_assets_tests.helpers import day, model_settings
 
 DATA = ("raw_window", "validated_window", "quarantined_rows", "drift_report")
 CHAIN = ("training_dataset", "lora_adapter", "eval_report", "shadow_report", "champion")
-OPEN_GATE = {"gate.require_ci_above_zero": False, "gate.min_improvement": -1.0, "gate.max_forgetting": 1.0}
+OPEN_GATE = {"gate.require_ci_above_zero": False, "gate.min_improvement": -1.0, "gate.max_forgetting": 1.0,
+             "gate.max_class_forgetting": 1.0}
 
 
 def _objects(fs: s3fs.S3FileSystem, prefix: str) -> list[str]:

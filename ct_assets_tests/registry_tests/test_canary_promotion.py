@@ -31,7 +31,8 @@ from ct_assets_tests.helpers import START, day, make_home, model_settings
 DATA = ("raw_window", "validated_window", "quarantined_rows", "drift_report")
 CHAIN = ("training_dataset", "lora_adapter", "eval_report", "shadow_report", "champion")
 # Open gate: the tiny base learns nothing from simulator text, and the gate is not under test.
-OPEN_GATE = {"gate.require_ci_above_zero": False, "gate.min_improvement": -1.0, "gate.max_forgetting": 1.0}
+OPEN_GATE = {"gate.require_ci_above_zero": False, "gate.min_improvement": -1.0, "gate.max_forgetting": 1.0,
+             "gate.max_class_forgetting": 1.0}
 ARM_ROWS = 40  # >= the 30 labelled rows per arm a verdict needs
 
 

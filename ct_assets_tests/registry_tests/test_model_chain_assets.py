@@ -77,7 +77,8 @@ def test_require_approval_holds_promotion_and_a_rolled_back_version_is_not_re_pr
     _, home, defs = _setup(tmp_path, sim_base_dir, **{"promotion.require_approval": True,
                                                        "gate.require_ci_above_zero": False,
                                                        "gate.min_improvement": -1.0,
-                                                       "gate.max_forgetting": 1.0})
+                                                       "gate.max_forgetting": 1.0,
+                                                       "gate.max_class_forgetting": 1.0})
     from ct_assets.registry.jobs import run_approve, run_rollback
 
     with instance_for_test() as instance:
@@ -142,7 +143,8 @@ def test_shadow_days_hold_promotion_until_enough_new_days_passed(tmp_path, sim_b
     _, home, defs = _setup(tmp_path, sim_base_dir, **{"promotion.shadow_days": 1,
                                                        "gate.require_ci_above_zero": False,
                                                        "gate.min_improvement": -1.0,
-                                                       "gate.max_forgetting": 1.0})
+                                                       "gate.max_forgetting": 1.0,
+                                                       "gate.max_class_forgetting": 1.0})
     with instance_for_test() as instance:
         assert materialize_range(defs, instance, DATA, day(0), day(6)).success
         assert materialize_range(defs, instance, CHAIN, day(4), day(4)).success  # first model: no shadow
