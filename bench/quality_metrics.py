@@ -11,7 +11,9 @@ days (``start_day``..``end_day``, or to the end when it never ends). Definitions
   per class, golden recall) below the first champion's.
 * worse on unchanged classes: promotions whose golden recall fell by more than
   gate.max_forgetting, against the champion they replaced, on a class the gate did not
-  treat as changed: the promotions the gate should have stopped.
+  treat as changed: the promotions the gate should have stopped. Stricter than the gate's
+  own per-class bound (gate.max_class_forgetting, 0.10 by default, looser because one
+  class's recall rests on few golden rows), so a drop between the two shows up here.
 """
 
 from __future__ import annotations
@@ -151,11 +153,12 @@ def tables(out: dict) -> str:
                      f"| {x['promotions']} | {x['blocked']} ({reasons}) | {_f(x['golden_forgetting'])} | {worst} "
                      f"| {_pair(x['worst_unchanged_class_forgetting'])} "
                      f"| {len(x['promotions_worse_on_unchanged_classes'])} |")
-    lines += ["", "| stream | train s / version | MB / version | trainable params | stream s |", "|---|---|---|---|---|"]
+    lines += ["", "| stream | train s / version | MB / version | trainable params | stream s | measured (UTC) |",
+              "|---|---|---|---|---|---|"]
     for v, x in m.items():
         mb = x["bytes_per_version"] / 1e6 if x["bytes_per_version"] else None
         lines.append(f"| {v} | {_f(x['train_seconds_per_version'], 1)} | {_f(mb, 2)} | {x['trainable_params']} "
-                     f"| {x['stream_seconds']:.0f} |")
+                     f"| {x['stream_seconds']:.0f} | {x.get('measured_at') or '—'} |")
     if out.get("forgetting"):
         lines += ["", f"Golden recall of `{out['seasonal']['label']}` (absent on days "
                       f"{out['seasonal']['absent_days'][0]}..{out['seasonal']['absent_days'][1]}), per version:", "",

@@ -91,7 +91,8 @@ def run_variant(variant: str, *, full_size: bool, days: int) -> dict:
     result = run_stream(settings, days, retrain_every=cadence)
     return {"variant": variant, "scenario": scenario, "overrides": overrides, "cadence": cadence,
             "spec": scenario_spec(scenario), "days": days, "full_size": full_size,
-            "max_forgetting": settings.gate.max_forgetting, "seconds": result.seconds,
+            "max_forgetting": settings.gate.max_forgetting,
+            "max_class_forgetting": settings.gate.max_class_forgetting, "seconds": result.seconds,
             "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "records": result.days, "versions": [dataclasses.asdict(v) for v in result.versions]}
 
@@ -112,7 +113,9 @@ def run(variants, *, full_size: bool = False, days: int = DAYS, cache: Path | No
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(runs[variant], indent=1, default=str))
-    metrics = {v: stream_metrics(r, drift_day=DRIFT_DAY) for v, r in runs.items()}
+    metrics = {v: {**stream_metrics(r, drift_day=DRIFT_DAY), "measured_at": r["measured_at"],
+                   "gate_bounds": {k: r.get(k) for k in ("max_forgetting", "max_class_forgetting")}}
+               for v, r in runs.items()}
     return {"name": NAME, "days": days, "drift_day": DRIFT_DAY, "full_size": full_size,
             "seasonal": {"label": SEASONAL_LABEL, "absent_days": [DRIFT_DAY, SEASONAL_END], "cadence": CADENCE},
             "stream_seconds": sum(r["seconds"] for r in runs.values()),
