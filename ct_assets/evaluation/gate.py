@@ -11,7 +11,10 @@ With a champion
     for every class both models have golden support for. The overall figure averages over
     classes, so one class can be forgotten (recall 0.9 -> 0.7 on a 5-class golden set costs
     overall accuracy only 0.04) while golden_forgetting passes: the promise is "no
-    promotion of a challenger that is worse on classes that did not change".
+    promotion of a challenger that is worse on classes that did not change". A class with
+    fewer golden rows than 1 / max_class_forgetting is not judged: one row flipping there
+    is already more than the bound (a user's golden set may hold a rare class only a few
+    times); class_recall still catches its collapse.
 First model (no champion)
   * first_model_accuracy / first_model_macro_f1: holdout values >= the absolute floors.
 Always
@@ -30,9 +33,8 @@ Concept changes (``GateInput.changed_classes``)
     per-class recall x support of both models); its check records the accuracies used and
     ``excluded_classes``. A drop on an unchanged class still blocks.
   * class_recall:<changed> and class_forgetting:<changed> are not judged (listed in
-    ``not_judged``), and each changed class
-    with golden support gets the note "golden set disagrees with recent labels on class
-    'X'; carve or relabel a new golden version".
+    ``not_judged``), and each changed class with golden support gets the note "golden set
+    disagrees with recent labels on class 'X'; carve or relabel a new golden version".
   * if the changed classes cover every golden row, forgetting cannot be judged at all: it
     is listed in ``not_judged`` and a note says so; it is never reported as 0 forgetting,
     and the holdout checks alone decide.
@@ -244,6 +246,12 @@ def _class_forgetting(inp: GateInput, max_class_forgetting: float, check, not_ju
         if label in inp.changed_classes:
             not_judged[f"class_forgetting:{label}"] = (
                 f"concept change: golden recall {before:.3f} -> {recall:.3f} is measured against the old labels")
+            continue
+        rows = ch_g["support"][label]
+        if rows * max_class_forgetting < 1 - _EPS:
+            not_judged[f"class_forgetting:{label}"] = (
+                f"{rows} golden rows: one row ({1 / rows:.3f} of recall) is more than max_class_forgetting "
+                f"{max_class_forgetting:.3f} (recall {before:.3f} -> {recall:.3f})")
             continue
         drop = before - recall
         check(

@@ -130,3 +130,25 @@ def test_end_to_end_with_real_metrics_and_settings():
     assert decide_gate_from_settings(inp(better_h, better_g), settings).passed
     blocked = decide_gate_from_settings(inp(worse_h, better_g), settings)
     assert not blocked.passed and not blocked.checks["holdout_improvement"]["passed"]
+
+
+def test_class_forgetting_is_not_judged_where_one_golden_row_exceeds_the_bound():
+    """A rare class with 5 golden rows: one flipped row is a 0.2 drop, over the 0.10 bound,
+    so it is not judged (class_recall still floors it). From 10 rows it is judged: one row
+    is exactly the bound and passes, two rows block."""
+    def gate(rows_b: int, missed_b: int):
+        truth = ["a"] * 20 + ["b"] * rows_b
+        challenger = ["a"] * 20 + ["a"] * missed_b + ["b"] * (rows_b - missed_b)
+        golden = classification_metrics(truth, challenger, None, ["a", "b"])
+        champion = classification_metrics(truth, truth, None, ["a", "b"])
+        inp = GateInput(m(0.9), golden, m(0.8), champion, bootstrap=(0.1, 0.05, 0.15))
+        return decide_gate(inp, **{**THRESHOLDS, "max_forgetting": 1.0})
+
+    rare = gate(5, 1)
+    assert rare.passed and "class_forgetting:b" not in rare.checks
+    assert rare.not_judged["class_forgetting:b"] == ("5 golden rows: one row (0.200 of recall) is more than "
+                                                     "max_class_forgetting 0.100 (recall 1.000 -> 0.800)")
+    assert rare.checks["class_forgetting:a"]["passed"]
+    assert not gate(5, 4).passed  # collapsed: recall 0.2 < min_class_recall 0.3
+    assert gate(10, 1).checks["class_forgetting:b"] == {"passed": True, "value": pytest.approx(0.1), "threshold": 0.1}
+    assert not gate(10, 2).checks["class_forgetting:b"]["passed"]

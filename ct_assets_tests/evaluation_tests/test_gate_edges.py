@@ -24,7 +24,8 @@ THRESHOLDS = {"min_improvement": 0.01, "require_ci_above_zero": True, "max_forge
 def m(acc: float, f1: float | None = None, recall: dict | None = None) -> dict:
     """A metrics dict shaped like classification_metrics' output (recall per class a, b)."""
     recall = recall if recall is not None else {"a": acc, "b": acc}
-    return {"accuracy": acc, "macro_f1": acc if f1 is None else f1, "per_class_recall": recall}
+    return {"accuracy": acc, "macro_f1": acc if f1 is None else f1, "per_class_recall": recall,
+            "support": {k: 0 if v is None else 50 for k, v in recall.items()}}
 
 
 def champion_gate(holdout: tuple[float, float], golden: tuple[float, float], **overrides) -> dict:
