@@ -112,12 +112,13 @@ class AdapterRegistry:
                         con.rollback()
                     finally:
                         con.close()
-                client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
-                if self._db is not None:
-                    # Opening a SQLite store migrates it; two processes doing so at once on a new db
-                    # (ct serve, a training worker) collide on alembic's temp tables. Its own lock
-                    # file: this process may already hold the alias lock.
+                if self._db is None:
+                    client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+                else:
+                    # Opening a new SQLite store migrates it, and MlflowClient() opens it: two processes
+                    # at once collide on alembic's temp tables. Own lock file: we may hold the alias lock.
                     with exclusive_lock(self._db.with_name(self._db.name + ".init.lock"), self.lock_timeout_s):
+                        client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
                         client._tracking_client.store  # noqa: B018 -- opening the store migrates it
                         client._get_registry_client().store  # noqa: B018
                 self._client = client

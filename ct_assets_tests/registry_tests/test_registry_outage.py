@@ -87,3 +87,34 @@ def test_unusable_sqlite_path_fails_fast(tmp_path, where):
     # MLflow client existed, so MLflow's retrying engine setup (~100 s) never ran.
     assert isinstance(err.value.__cause__, (sqlite3.Error, OSError)), repr(err.value.__cause__)
     assert reg._client is None
+
+
+def test_the_sqlite_store_is_opened_only_under_the_init_lock(tmp_path, monkeypatch):
+    """Two processes opening a new SQLite store at once collide in MLflow's migration
+    ("table _alembic_tmp_latest_metrics already exists": CI saw it when the demo replay and
+    its training worker started together). MlflowClient() opens the tracking store in its
+    constructor, so it must be built while the init lock is held. Checked, not raced: the
+    client factory records whether another open file description can take the lock."""
+    import fcntl
+
+    import ct_assets.registry.mlflow_registry as registry_module
+
+    db = tmp_path / "mlflow.db"
+    init_lock = tmp_path / "mlflow.db.init.lock"
+    held: list[bool] = []
+    real_client = registry_module.MlflowClient
+
+    def client_under_watch(*args, **kwargs):
+        with open(init_lock, "a") as fh:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+                held.append(False)
+            except BlockingIOError:
+                held.append(True)
+        return real_client(*args, **kwargs)
+
+    monkeypatch.setattr(registry_module, "MlflowClient", client_under_watch)
+    reg = AdapterRegistry(f"sqlite:///{db}", (tmp_path / "artifacts").as_uri())
+    assert reg.get_alias(CHAMPION) is None
+    assert held == [True]
