@@ -1,6 +1,7 @@
 """AdapterRegistry when its MLflow cannot be used: nothing listening, a backend answering
 503, a SQLite path that cannot hold a database. Each is a RegistryUnavailableError naming
-the URI or path, raised on the first request (counted, not timed)."""
+the URI or path, raised on the first request (counted, not timed). Last, a new SQLite
+store is opened only under its init lock, so two processes cannot race its migration."""
 
 from __future__ import annotations
 
