@@ -14,4 +14,5 @@ cd "$(dirname "$0")/.."
 PY="${PY:-.venv/bin/python}"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 "$PY" -c 'import sys, torch; torch.cuda.is_available() or sys.exit(f"no CUDA device visible to torch {torch.__version__}")'
-exec "$PY" -m bench.quality_sweep --full "$@"
+# One stream at a time: the GPU, not the cores, is what a second stream would share.
+exec "$PY" -m bench.quality_sweep --full --jobs 1 "$@"

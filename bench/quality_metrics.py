@@ -153,12 +153,16 @@ def tables(out: dict) -> str:
                      f"| {x['promotions']} | {x['blocked']} ({reasons}) | {_f(x['golden_forgetting'])} | {worst} "
                      f"| {_pair(x['worst_unchanged_class_forgetting'])} "
                      f"| {len(x['promotions_worse_on_unchanged_classes'])} |")
-    lines += ["", "| stream | train s / version | MB / version | trainable params | stream s | measured (UTC) |",
-              "|---|---|---|---|---|---|"]
+    lines += ["", "| stream | train s / version | MB / version | trainable params | stream s | torch threads "
+              "| measured (UTC) |", "|---|---|---|---|---|---|---|"]
     for v, x in m.items():
         mb = x["bytes_per_version"] / 1e6 if x["bytes_per_version"] else None
         lines.append(f"| {v} | {_f(x['train_seconds_per_version'], 1)} | {_f(mb, 2)} | {x['trainable_params']} "
-                     f"| {x['stream_seconds']:.0f} | {x.get('measured_at') or '—'} |")
+                     f"| {x['stream_seconds']:.0f} | {x.get('torch_threads') or '—'} | {x.get('measured_at') or '—'} |")
+    if out.get("streams_run_this_call"):  # a call that only read the cache measured no wall time
+        lines += ["", f"Sweep: {out['streams_run_this_call']} streams run, {out['jobs']} at a time, in "
+                      f"{out['wall_seconds_this_call'] / 60:.1f} min wall ({out['stream_seconds'] / 60:.1f} min of "
+                      f"stream time in all)."]
     if out.get("forgetting"):
         lines += ["", f"Golden recall of `{out['seasonal']['label']}` (absent on days "
                       f"{out['seasonal']['absent_days'][0]}..{out['seasonal']['absent_days'][1]}), per version:", "",

@@ -11,9 +11,16 @@ Variants: since_change on concept_change; on seasonal_class a forced retrain eve
 neither / replay / EWC / both; full fine-tuning beside LoRA on concept_change and on the
 seasonal cadence.
 
-    python -m bench.quality_sweep              # the sweep, ~45 min on 2 CPU cores
+    python -m bench.quality_sweep              # the sweep: two streams at a time, one thread each
+    python -m bench.quality_sweep --jobs 1     # one stream at a time at torch's thread count
     python -m bench.quality_sweep --only concept_change/since_change
     python -m bench.quality_sweep --full       # demo size (300 rows/day, 14-day window): GPU
+
+On 2 CPU cores one stream at a time took 65 min and two at a time 56 min (BENCHMARKS.md
+§11): torch's two threads share small matmuls badly, and the loop's Python (simulator,
+drift, gate) runs on one core anyway. ``--jobs N`` runs N streams at once in spawned
+processes at one thread each (torch, polars, tokenizers), costliest first so the last
+stream is a short one. The figures do not depend on it: both ways gave the same tables.
 
 Finished streams are cached in bench/results/quality_sweep_runs/ (one JSON each, keyed by
 size): an interrupted sweep resumes; delete the folder to measure afresh. The result is
@@ -26,8 +33,11 @@ import argparse
 import dataclasses
 import datetime as dt
 import json
+import multiprocessing
+import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from bench.quality_metrics import forgetting_rows, stream_metrics, tables
@@ -84,6 +94,8 @@ def sweep_settings(variant: str, *, full_size: bool):
 
 
 def run_variant(variant: str, *, full_size: bool, days: int) -> dict:
+    import torch
+
     from bench.continual import run_stream
 
     settings = sweep_settings(variant, full_size=full_size)
@@ -94,31 +106,105 @@ def run_variant(variant: str, *, full_size: bool, days: int) -> dict:
             "max_forgetting": settings.gate.max_forgetting,
             "max_class_forgetting": settings.gate.max_class_forgetting, "seconds": result.seconds,
             "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "torch_threads": torch.get_num_threads(),
             "records": result.days, "versions": [dataclasses.asdict(v) for v in result.versions]}
 
 
-def run(variants, *, full_size: bool = False, days: int = DAYS, cache: Path | None = None) -> dict:
+# Thread pools a worker must not start wider than one core; read when each library loads,
+# so they are set in the parent before the workers are spawned and inherited.
+ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "POLARS_MAX_THREADS": "1",
+                  "TOKENIZERS_PARALLELISM": "false"}
+
+
+def costliest_first(variants) -> list[str]:
+    """Full fine-tunes, then forced cadences, then the rest (each keeps its order): a pool
+    that takes the next stream when one ends then finishes on a short one, not a long one."""
+    def cost(variant: str) -> int:
+        _, overrides, cadence = VARIANTS[variant]
+        return (overrides.get("method") == "full") * 2 + (cadence is not None)
+    return sorted(variants, key=cost, reverse=True)
+
+
+def _one_thread_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _cache_path(cache: Path | None, variant: str, full_size: bool) -> Path | None:
+    return cache / f"{variant.replace('/', '__')}{'_full' if full_size else ''}.json" if cache else None
+
+
+def _store(path: Path | None, result: dict) -> None:
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=1, default=str))
+    os.replace(tmp, path)  # an interrupted sweep never leaves half a stream to resume from
+
+
+def _run_streams(todo: list[str], *, full_size: bool, days: int, jobs: int, cache: Path | None,
+                 runner=None) -> dict[str, dict]:
+    runner = runner or run_variant
+    done: dict[str, dict] = {}
+
+    def finished(variant: str, result: dict) -> None:
+        done[variant] = result
+        print(f"[quality_sweep] {variant}: {result['seconds']:.0f} s", file=sys.stderr, flush=True)
+        _store(_cache_path(cache, variant, full_size), result)
+
+    if jobs <= 1:
+        for variant in todo:
+            print(f"[quality_sweep] {variant} ...", file=sys.stderr, flush=True)
+            finished(variant, runner(variant, full_size=full_size, days=days))
+        return done
+    saved = {name: os.environ.get(name) for name in ONE_THREAD_ENV}
+    os.environ.update(ONE_THREAD_ENV)
+    context = multiprocessing.get_context("spawn")  # no forked torch or polars thread pools
+    try:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_one_thread_worker) as pool:
+            futures = {}
+            for variant in costliest_first(todo):
+                print(f"[quality_sweep] {variant} queued", file=sys.stderr, flush=True)
+                futures[pool.submit(runner, variant, full_size=full_size, days=days)] = variant
+            for future in as_completed(futures):
+                try:
+                    result = future.result()
+                except Exception as exc:
+                    pool.shutdown(wait=False, cancel_futures=True)  # finished streams stay cached
+                    raise RuntimeError(f"quality sweep stream {futures[future]!r} failed: {exc}") from exc
+                finished(futures[future], result)
+    finally:
+        for name, value in saved.items():  # the caller's environment, not the workers'
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return done
+
+
+def run(variants, *, full_size: bool = False, days: int = DAYS, cache: Path | None = None,
+        jobs: int = 1, runner=None) -> dict:
     started = time.perf_counter()
     runs = {}
     for variant in variants:
-        path = cache / f"{variant.replace('/', '__')}{'_full' if full_size else ''}.json" if cache else None
+        path = _cache_path(cache, variant, full_size)
         if path is not None and path.is_file():
             cached = json.loads(path.read_text())
             if cached.get("days") == days:
                 runs[variant] = cached
-                continue
-        print(f"[quality_sweep] {variant} ...", file=sys.stderr, flush=True)
-        runs[variant] = run_variant(variant, full_size=full_size, days=days)
-        print(f"[quality_sweep] {variant}: {runs[variant]['seconds']:.0f} s", file=sys.stderr, flush=True)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(runs[variant], indent=1, default=str))
+    todo = [v for v in variants if v not in runs]
+    runs.update(_run_streams(todo, full_size=full_size, days=days, jobs=jobs, cache=cache, runner=runner))
+    runs = {v: runs[v] for v in variants}
     metrics = {v: {**stream_metrics(r, drift_day=DRIFT_DAY), "measured_at": r["measured_at"],
+                   "torch_threads": r.get("torch_threads"),
                    "gate_bounds": {k: r.get(k) for k in ("max_forgetting", "max_class_forgetting")}}
                for v, r in runs.items()}
     return {"name": NAME, "days": days, "drift_day": DRIFT_DAY, "full_size": full_size,
             "seasonal": {"label": SEASONAL_LABEL, "absent_days": [DRIFT_DAY, SEASONAL_END], "cadence": CADENCE},
             "stream_seconds": sum(r["seconds"] for r in runs.values()),
+            "jobs": jobs, "streams_run_this_call": len(todo),
             "wall_seconds_this_call": time.perf_counter() - started,
             "metrics": metrics,
             "forgetting": {v: forgetting_rows(r, SEASONAL_LABEL, DRIFT_DAY, SEASONAL_END)
@@ -130,10 +216,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--days", type=int, default=DAYS)
     parser.add_argument("--full", action="store_true", help="demo size (300 rows/day, 14-day window); for a GPU")
+    parser.add_argument("--jobs", type=int, default=2,
+                        help="streams at once, one thread each (default 2: one per core of a 2-core machine); "
+                             "1 = one at a time at torch's thread count")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be >= 1, got {args.jobs}")
     suffix = "_full" if args.full else ""
-    out = run(args.only, full_size=args.full, days=args.days, cache=args.out / f"{NAME}_runs")
+    out = run(args.only, full_size=args.full, days=args.days, cache=args.out / f"{NAME}_runs", jobs=args.jobs)
     (args.out / f"{NAME}{suffix}.json").write_text(json.dumps(out, indent=1, default=str))
     (args.out / f"{NAME}{suffix}.md").write_text(tables(out))
     print(tables(out))

@@ -5,9 +5,12 @@ Nothing here is about speed or about how good the tiny model is."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 
 import pytest
 
+from bench import quality_sweep
 from bench.continual import ContinualLoop
 from bench.quality_metrics import forgetting_rows, stream_metrics, tables
 from ct_assets_tests.helpers import model_settings
@@ -91,3 +94,55 @@ def test_a_scenario_that_costs_the_static_model_nothing_has_no_recovery_ratio():
            "spec": {"start_day": 3, "end_day": None}, "max_forgetting": 0.05, "seconds": 1.0}
     m = stream_metrics(run, drift_day=3)
     assert m["static_loss"] == pytest.approx(0.0) and m["recovery_ratio"] is None
+
+
+def _stream_in_a_worker(variant, *, full_size, days):
+    """What bench.quality_sweep.run_variant returns, cut to what the metrics read, plus
+    where and at how many threads it ran (module level: a spawned worker imports it)."""
+    import torch
+
+    records = [{"index": i, "day": f"d{i}", "champion_accuracy": 0.9, "static_accuracy": 0.8, "champion": 1}
+               for i in range(days)]
+    return {"variant": variant, "scenario": quality_sweep.VARIANTS[variant][0], "days": days, "seconds": 1.0,
+            "records": records, "versions": [_version(1, "d0", True, {quality_sweep.SEASONAL_LABEL: 1.0})],
+            "spec": {"start_day": 2, "end_day": None}, "max_forgetting": 0.05, "max_class_forgetting": 0.1,
+            "measured_at": "2026-12-04T00:00:00+00:00", "torch_threads": torch.get_num_threads(),
+            "pid": os.getpid(), "polars_threads": os.environ.get("POLARS_MAX_THREADS")}
+
+
+def _no_stream(variant, **_):
+    raise AssertionError(f"{variant} was cached and must not run again")
+
+
+def test_two_jobs_run_streams_in_one_thread_workers_and_cache_each(tmp_path, monkeypatch):
+    monkeypatch.delenv("POLARS_MAX_THREADS", raising=False)
+    variants = ["product_launch/fixed", "concept_change/fixed", "seasonal_class/cadence_replay_full"]
+    out = quality_sweep.run(variants, days=5, cache=tmp_path, jobs=2, runner=_stream_in_a_worker)
+    assert list(out["metrics"]) == variants and out["jobs"] == 2 and out["streams_run_this_call"] == 3
+    assert all(m["torch_threads"] == 1 for m in out["metrics"].values())
+    assert out["stream_seconds"] == 3.0 and set(out["forgetting"]) == {"seasonal_class/cadence_replay_full"}
+    cached = {p.name: p for p in tmp_path.iterdir()}
+    assert sorted(cached) == ["concept_change__fixed.json", "product_launch__fixed.json",
+                              "seasonal_class__cadence_replay_full.json"]
+    stored = [json.loads(p.read_text()) for p in cached.values()]
+    assert all(r["pid"] != os.getpid() and r["polars_threads"] == "1" for r in stored)
+    assert "POLARS_MAX_THREADS" not in os.environ  # set for the workers only
+    again = quality_sweep.run(variants, days=5, cache=tmp_path, jobs=2, runner=_no_stream)
+    assert again["streams_run_this_call"] == 0 and again["metrics"] == out["metrics"]
+
+
+def test_the_pool_takes_full_fine_tunes_then_cadences_first():
+    order = quality_sweep.costliest_first(list(quality_sweep.VARIANTS))
+    assert order[:2] == ["seasonal_class/cadence_replay_full", "concept_change/full"]
+    assert all(quality_sweep.VARIANTS[v][2] is not None for v in order[2:6])
+    assert sorted(order) == sorted(quality_sweep.VARIANTS)
+
+
+def _failing_stream(variant, **_):
+    raise ValueError("no rows on day 3")
+
+
+def test_a_failed_stream_is_named_and_nothing_half_written_is_cached(tmp_path):
+    with pytest.raises(RuntimeError, match=r"stream 'concept_change/fixed' failed: no rows on day 3"):
+        quality_sweep.run(["concept_change/fixed"], days=5, cache=tmp_path, jobs=2, runner=_failing_stream)
+    assert list(tmp_path.iterdir()) == []
