@@ -59,8 +59,9 @@ bench-smoke: $(STAMP)
 	$(PY) -m bench.run_all --tiny
 
 # Does CT measurably work: 12 streams of 40 days (scenarios, window modes, replay/EWC,
-# LoRA vs full), ~45 min on 2 CPU cores; finished streams are cached and reused (delete
-# bench/results/quality_sweep_runs/ to measure afresh). Full size on a GPU: bench/gpu_quality.sh.
+# LoRA vs full), 56 min on 2 CPU cores running two streams at a time (--jobs 2); finished
+# streams are cached and reused (delete bench/results/quality_sweep_runs/ to measure afresh).
+# Full size on a GPU: bench/gpu_quality.sh.
 bench-quality: $(STAMP)
 	$(PY) -m bench.quality_sweep $(BENCH_ARGS)
 
