@@ -17,10 +17,10 @@ seasonal cadence.
     python -m bench.quality_sweep --full       # demo size (300 rows/day, 14-day window): GPU
 
 On 2 CPU cores one stream at a time took 65 min and two at a time 56 min (BENCHMARKS.md
-§11): torch's two threads share small matmuls badly, and the loop's Python (simulator,
-drift, gate) runs on one core anyway. ``--jobs N`` runs N streams at once in spawned
-processes at one thread each (torch, polars, tokenizers), costliest first so the last
-stream is a short one. The figures do not depend on it: both ways gave the same tables.
+§11): one stream's single-threaded Python (simulator, drift, gate) overlaps the other's
+training. ``--jobs N`` runs N streams at once in spawned processes at one thread each
+(torch, polars, tokenizers), costliest first so the last stream is a short one. The
+figures do not depend on it: both ways gave the same tables.
 
 Finished streams are cached in bench/results/quality_sweep_runs/ (one JSON each, keyed by
 size): an interrupted sweep resumes; delete the folder to measure afresh. The result is
